@@ -1,0 +1,119 @@
+"""Live progress and result tables on the terminal (Rich)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hwtune.space._metrics import METRICS
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from hwtune.study import Study, StudySummary, TrialRecord
+
+__all__ = ["StudyProgress", "print_summary", "format_params"]
+
+
+class StudyProgress:
+    """A Rich progress bar fed by the study's trial callback.
+
+    Shows trials done against the budget, the best feasible value of the first objective, and how many
+    proposals were rejected as over budget without training.
+    """
+
+    def __init__(self, study: "Study", total: int | None, console: Console | None = None) -> None:
+        self.study = study
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best feasible {task.fields[best]}"),
+            TextColumn("| over budget, not trained: {task.fields[over]}"),
+            TextColumn("| failed: {task.fields[failed]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.total = total
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> "StudyProgress":
+        self.progress.start()
+        self.task = self.progress.add_task("trials", total=self.total, best="-", over=0, failed=0)
+        self._refresh()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._refresh()
+        self.progress.stop()
+
+    def _refresh(self) -> None:
+        if self.task is None:
+            return
+        counts = self.study.counts()
+        done = sum(v for k, v in counts.items() if k in ("trained", "over_budget", "pruned", "failed"))
+        best = self.study.best_feasible()
+        first = self.study.objectives[0].metric
+        best_txt = "-" if not best or best[0].values is None else f"{first}={best[0].values[0]:.4g}"
+        if len(best) > 1:
+            best_txt = f"{len(best)} on the Pareto front"
+        self.progress.update(self.task, completed=done, best=best_txt, over=counts.get("over_budget", 0), failed=counts.get("failed", 0))
+
+    def __call__(self, study: "optuna.Study", trial: "FrozenTrial") -> None:
+        self._refresh()
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def _fmt_metric(name: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unavailable"
+    unit = METRICS[name].unit if name in METRICS else ""
+    return f"{value:.4g} {unit}".strip()
+
+
+def print_summary(summary: "StudySummary", console: Console | None = None) -> None:
+    """The results table: best feasible trial(s) with params, errors, measured hardware, and counts."""
+    console = console or Console()
+    c = summary.counts
+    console.print(
+        f"\n[bold]Study[/bold] {summary.name}: {c.get('trained', 0)} trained, "
+        f"{c.get('over_budget', 0)} over budget (measured, never trained), {c.get('pruned', 0)} pruned, "
+        f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed."
+    )
+    console.print(f"Objective: {', '.join(map(str, summary.objectives))}; constraints: {', '.join(map(str, summary.constraints)) or 'none'}")
+    if not summary.best:
+        console.print("[yellow]No feasible trained network yet.[/yellow]")
+    for i, rec in enumerate(summary.best):
+        _print_record(rec, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
+    console.print(f"Stored in [bold]{summary.storage}[/bold] (study '{summary.name}'); browse with: optuna-dashboard {summary.storage}")
+
+
+def _print_record(rec: "TrialRecord", console: Console, title: str) -> None:
+    t = Table(title=f"{title} (trial {rec.number})", show_header=True, header_style="bold")
+    t.add_column("what")
+    t.add_column("value")
+    t.add_column("source")
+    t.add_row("params", format_params(rec.params), "searched")
+    for name in ("error", "test_error"):
+        if name in rec.metrics:
+            label = "validation error" if name == "error" else "test error"
+            t.add_row(label, f"{rec.metrics[name]:.4f}", "measured:training")
+    for name in ("latency_ms", "throughput_sps", "params", "size_mb"):
+        if name in rec.hardware:
+            m = rec.hardware[name]
+            value = m.format()
+            src = m.source + (f", {m.repeats} repeats" if m.repeats else "")
+            if "reused_from_trial" in m.extra:
+                src += f" (in trial {m.extra['reused_from_trial']})"
+            t.add_row(name, value.rsplit(" (", 1)[0], src)
+    console.print(t)

@@ -1,0 +1,48 @@
+"""Samplers a study can use, by name, and the bridge that tells them about infeasible trials.
+
+``search`` knows nothing of PyTorch: it sees params, stored measurements and constraint violations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import warnings
+
+import optuna
+from optuna.samplers import BaseSampler
+
+from hwtune.exceptions import ConfigError
+
+__all__ = ["SAMPLERS", "make_sampler"]
+
+def _random(seed: int | None, **_: Any) -> BaseSampler:
+    # Constraint-aware through the loop: every proposal is measured before training, an
+    # over-budget one is never trained, and an architecture known to be over budget is never
+    # measured again (the loop reuses the stored measurement).
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _tpe(seed: int | None, n_startup_trials: int = 10, **_: Any) -> BaseSampler:
+    # Multivariate, grouped TPE handles the conditional (per-layer) params jointly. It is told about
+    # infeasible trials through the constraint values the loop sets on every trial (Optuna 5's
+    # ``Trial.set_constraint``): over-budget trials are PRUNED with positive violations, so TPE puts
+    # them on the "bad" side.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True, group=True)
+
+
+SAMPLERS: dict[str, Callable[..., BaseSampler]] = {"random": _random, "tpe": _tpe}
+"""Sampler name -> factory ``(seed, **options) -> optuna BaseSampler``."""
+
+
+def make_sampler(name: str | BaseSampler, seed: int | None = None, field: str = "sampler", **options: Any) -> BaseSampler:
+    """A sampler by name (``random``, ``tpe``), or an Optuna sampler instance passed through."""
+    if isinstance(name, BaseSampler):
+        return name
+    try:
+        factory = SAMPLERS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(field, f"unknown sampler {name!r}.", f"use one of {', '.join(sorted(SAMPLERS))}.") from None
+    return factory(seed, **options)

@@ -1,0 +1,21 @@
+"""The loop of one study, its storage and resume, and study files."""
+
+from hwtune.study._config import StudyFile, default_study_file, load_study_file, parse_study_file, study_from_file
+from hwtune.study._records import TrialRecord
+from hwtune.study._storage import DEFAULT_STORAGE, fail_dead_local_trials, open_storage
+from hwtune.study._study import Study, StudySummary, TrialContext
+
+__all__ = [
+    "Study",
+    "StudySummary",
+    "TrialContext",
+    "TrialRecord",
+    "StudyFile",
+    "load_study_file",
+    "parse_study_file",
+    "default_study_file",
+    "study_from_file",
+    "open_storage",
+    "fail_dead_local_trials",
+    "DEFAULT_STORAGE",
+]

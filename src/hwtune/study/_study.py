@@ -1,0 +1,493 @@
+"""The loop of one study: propose -> build -> measure -> (over budget: record, never train) -> train -> record.
+
+The study is framework-agnostic: it takes three callables,
+
+- ``build_model(params) -> model`` (untrained),
+- ``measure(model, params) -> HardwareReport`` (default: :func:`hwtune.hardware.profile` on the
+  study's device with a zero batch of the study's input shape),
+- ``train_and_evaluate(model, params, context) -> {"error": ..., ...}``,
+
+and keeps everything in an Optuna storage, one trial per proposal, so that Optuna's dashboard and CLI
+read hwtune studies as they are and several worker processes can share one study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+import traceback
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from hwtune.exceptions import ConfigError, TrialFailure
+from hwtune.hardware import PROFILE_METRICS, CPUDevice, HardwareReport, Measurement, parse_device, profile
+from hwtune.search import make_sampler
+from hwtune.space import Constraint, Objective, SearchSpace, parse_constraints, parse_objectives
+from hwtune.space._metrics import METRICS
+from hwtune.study._records import (
+    CONFIG_ATTR,
+    FAILURE_ATTR,
+    HARDWARE_ATTR,
+    HWKEY_ATTR,
+    METRICS_ATTR,
+    PARAMS_ATTR,
+    SEED_ATTR,
+    STATUS_ATTR,
+    WORKER_ATTR,
+    TrialRecord,
+)
+from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_identity
+
+__all__ = ["Study", "TrialContext", "StudySummary"]
+
+BuildModel = Callable[[dict[str, Any]], Any]
+Measure = Callable[[Any, dict[str, Any]], HardwareReport]
+TrainAndEvaluate = Callable[[Any, dict[str, Any], "TrialContext"], Mapping[str, float]]
+
+
+@dataclass
+class TrialContext:
+    """What ``train_and_evaluate`` gets besides the model and params.
+
+    Attributes:
+        seed: training seed, derived from the study seed and the params (a retried trial gets the same).
+        trial_number: Optuna's trial number.
+        report: call ``report(epoch, value)`` after each epoch with the first objective's current
+            value; it raises ``optuna.TrialPruned`` when the study's pruner stops the trial.
+        hardware: the measurements taken before training.
+    """
+
+    seed: int
+    trial_number: int
+    report: Callable[[int, float], None]
+    hardware: HardwareReport
+
+
+@dataclass
+class StudySummary:
+    """Counts by status and the best feasible trial(s)."""
+
+    name: str
+    storage: str
+    counts: dict[str, int]
+    best: list[TrialRecord]
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    records: list[TrialRecord] = field(repr=False, default_factory=list)
+
+
+def _stable_seed(seed: int, params: Mapping[str, Any]) -> int:
+    text = json.dumps(dict(params), sort_keys=True, default=str)
+    return (zlib.crc32(text.encode()) ^ (seed * 2654435761)) & 0x7FFFFFFF
+
+
+def _describe_exception(stage: str, e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{stage}: {type(e).__name__}: {msg}"[:500]
+
+
+@dataclass(frozen=True)
+class _DefaultMeter:
+    """``profile()`` with a zero batch of a fixed shape (a class, so worker processes can unpickle it)."""
+
+    shape: tuple[int, ...]
+    device: Any
+    rel_ci: float
+    max_time_s: float
+
+    def __call__(self, model: Any, params: dict[str, Any]) -> HardwareReport:
+        import torch
+
+        return profile(model, torch.zeros(self.shape), self.device, target_rel_ci=self.rel_ci, max_time_s=self.max_time_s)
+
+
+class Study:
+    """A hardware-constrained search, stored in an Optuna storage.
+
+    Args:
+        name: study name in the storage; an existing study of that name is resumed.
+        space: the search space (a :class:`SearchSpace` or its dict form).
+        objectives: ``"minimize: error"``, ``{"minimize": ["error", "latency_ms"]}``...
+        constraints: texts such as ``"latency_ms <= 2"``; hardware ones are checked before training.
+        storage: SQLAlchemy URL (``sqlite:///hwtune.db``, ``postgresql://...``); ``None`` = in memory.
+        device: ``"cpu"`` or ``"cpu:<threads>"``, or a device object; where the default meter measures.
+        input_shape: shape of one input sample (no batch dim), for the default meter.
+        inference_batch_size: batch size of the latency measurement.
+        sampler: ``"tpe"``, ``"random"`` or an Optuna sampler instance.
+        pruner: an Optuna pruner (``None``: never prune).
+        seed: seeds the sampler and every trial's training.
+        latency_rel_ci: the default meter times until the median's 95 % CI is within ± this share.
+        latency_max_time_s: time cap of one latency measurement.
+        description: free-form dict stored with the study (data set, model family...).
+
+    Bad arguments raise :class:`ConfigError` here, before anything is written.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        space: SearchSpace | Mapping[str, Any],
+        *,
+        objectives: Any = "minimize: error",
+        constraints: Sequence[str] | str | None = None,
+        storage: str | None = None,
+        device: str | CPUDevice | None = "cpu",
+        input_shape: Sequence[int] | None = None,
+        inference_batch_size: int = 1,
+        sampler: str | BaseSampler = "tpe",
+        pruner: optuna.pruners.BasePruner | None = None,
+        seed: int = 0,
+        latency_rel_ci: float = 0.05,
+        latency_max_time_s: float = 3.0,
+        description: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError("name", "the study needs a non-empty name.")
+        self.name = name
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
+        self.objectives = parse_objectives(objectives)
+        self.constraints = parse_constraints(constraints)
+        self.device = device if isinstance(device, CPUDevice) or hasattr(device, "describe") else parse_device(device)  # type: ignore[arg-type]
+        self.input_shape = tuple(int(s) for s in input_shape) if input_shape is not None else None
+        if isinstance(inference_batch_size, bool) or not isinstance(inference_batch_size, int) or inference_batch_size < 1:
+            raise ConfigError("inference_batch_size", f"must be a positive integer, got {inference_batch_size!r}.")
+        self.inference_batch_size = inference_batch_size
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError("seed", f"must be an integer, got {seed!r}.")
+        self.seed = seed
+        self.sampler_spec = sampler
+        make_sampler(sampler, seed)  # validates the name now
+        self.pruner = pruner or optuna.pruners.NopPruner()  # Optuna's own default would be MedianPruner
+        if not (0 < latency_rel_ci < 1):
+            raise ConfigError("latency_rel_ci", f"must be in (0, 1), got {latency_rel_ci!r}.")
+        self.latency_rel_ci = latency_rel_ci
+        self.latency_max_time_s = latency_max_time_s
+        self.storage_url = storage
+        self.description = dict(description or {})
+        self._hardware_needed = sorted(
+            {c.metric for c in self.constraints if c.is_hardware}
+            | {o.metric for o in self.objectives if METRICS[o.metric].kind == "hardware"}
+        )
+        self._optuna: optuna.Study | None = None
+        self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_optuna"] = None  # storage connections do not cross processes
+        return state
+
+    # -- definition stored with the study --------------------------------------------------------
+    def definition(self) -> dict[str, Any]:
+        """The study's definition as stored in the storage; a resume must match it."""
+        device_spec = self.device.to_spec() if hasattr(self.device, "to_spec") else str(self.device)
+        return {
+            "space": self.space.to_dict(),
+            "objectives": [str(o) for o in self.objectives],
+            "constraints": [str(c) for c in self.constraints],
+            "device": device_spec,
+            "inference_batch_size": self.inference_batch_size,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "seed": self.seed,
+            "description": self.description,
+        }
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    # -- storage ---------------------------------------------------------------------------------
+    def _sampler(self, worker: int = 0) -> BaseSampler:
+        seed = self.seed + worker if isinstance(self.sampler_spec, str) else None
+        return make_sampler(self.sampler_spec, seed)
+
+    def open(self, worker: int = 0) -> optuna.Study:
+        """Create the study in the storage, or load it and check it is the same study."""
+        storage = open_storage(self.storage_url)
+        definition = self.definition()
+        try:
+            existing = optuna.load_study(study_name=self.name, storage=storage, sampler=self._sampler(worker), pruner=self.pruner)
+        except KeyError:
+            existing = None
+        if existing is not None:
+            stored = existing.user_attrs.get(CONFIG_ATTR)
+            if stored is not None:
+                for key in ("space", "objectives", "constraints", "device", "inference_batch_size", "input_shape"):
+                    if json.dumps(stored.get(key), sort_keys=True) != json.dumps(definition[key], sort_keys=True):
+                        raise ConfigError(
+                            key,
+                            f"study {self.name!r} in {self.storage_url} was created with a different {key} "
+                            f"({stored.get(key)!r}); resuming it with {definition[key]!r} would mix incomparable trials.",
+                            "use another study name, or the original definition.",
+                        )
+            self._optuna = existing
+        else:
+            self._optuna = optuna.create_study(
+                study_name=self.name, storage=storage, sampler=self._sampler(worker), pruner=self.pruner,
+                directions=self.directions, load_if_exists=True,
+            )
+            self._optuna.set_user_attr(CONFIG_ATTR, definition)
+        fail_dead_local_trials(self._optuna)
+        self._load_measure_cache()
+        return self._optuna
+
+    @property
+    def optuna_study(self) -> optuna.Study:
+        """The underlying Optuna study (opened on first use)."""
+        return self._optuna or self.open()
+
+    def _load_measure_cache(self) -> None:
+        assert self._optuna is not None
+        for t in self._optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+            key, hw = t.user_attrs.get(HWKEY_ATTR), t.user_attrs.get(HARDWARE_ATTR)
+            if key and hw and all(m in hw for m in self._hardware_needed) and key not in self._measure_cache:
+                ms = {k: Measurement.from_dict(v) for k, v in hw.items()}
+                self._measure_cache[key] = (t.number, HardwareReport(ms, {}))
+
+    # -- the default meter ------------------------------------------------------------------------
+    def default_measure(self) -> Measure:
+        """``profile()`` on the study's device with a zero batch of ``input_shape``."""
+        missing = [m for m in self._hardware_needed if m not in PROFILE_METRICS]
+        if missing:
+            raise ConfigError(
+                "constraints",
+                f"the default meter on {self.device.to_spec()} cannot measure {missing}.",
+                f"constrain one of {', '.join(PROFILE_METRICS)}, or pass measure=... that reports {missing}.",
+            )
+        if self.input_shape is None:
+            raise ConfigError("input_shape", "the default meter needs the shape of one input sample.", "pass input_shape=(C, H, W).")
+        return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
+        hw_constraints = [c for c in self.constraints if c.is_hardware]
+
+        def run(trial: optuna.Trial) -> Any:
+            trial.set_user_attr(WORKER_ATTR, worker_identity())
+            params = self.space.suggest(trial)
+            trial.set_user_attr(PARAMS_ATTR, params)
+            key = self.space.hardware_key(params)
+            trial.set_user_attr(HWKEY_ATTR, key)
+
+            def fail(stage: str, e: BaseException) -> TrialFailure:
+                trial.set_user_attr(STATUS_ATTR, "failed")
+                trial.set_user_attr(FAILURE_ATTR, _describe_exception(stage, e))
+                trial.set_user_attr("hwtune:traceback", traceback.format_exc()[-4000:])
+                return TrialFailure(_describe_exception(stage, e))
+
+            # build the untrained network
+            try:
+                model = build_model(params)
+            except Exception as e:
+                raise fail("build", e) from e
+
+            # measure it on the device (or reuse the measurement of the same architecture)
+            try:
+                cached = self._measure_cache.get(key)
+                if cached is not None:
+                    src_trial, report = cached
+                    hw = {k: {**m.to_dict(), "extra": {**m.extra, "reused_from_trial": src_trial}} for k, m in report.measurements.items()}
+                else:
+                    report = measure(model, params)
+                    hw = {k: m.to_dict() for k, m in report.measurements.items()}
+                    trial.set_user_attr("hwtune:device", report.device)
+                trial.set_user_attr(HARDWARE_ATTR, hw)
+                values = report.values()
+                for c in hw_constraints:
+                    if c.metric not in values:
+                        raise TrialFailure(f"the meter reported no {c.metric} (constraint '{c}'): {report.measurements.get(c.metric)}")
+                if cached is None and all(m in values for m in self._hardware_needed):
+                    self._measure_cache[key] = (trial.number, report)
+            except Exception as e:
+                raise fail("measure", e) from e
+
+            hw_violations = [c.violation(values[c.metric]) for c in hw_constraints]
+            if any(v > 0 for v in hw_violations):
+                for c, v in zip(hw_constraints, hw_violations):
+                    trial.set_constraint(str(c), v)
+                trial.set_user_attr(STATUS_ATTR, "over_budget")
+                raise optuna.TrialPruned(
+                    "over budget before training: " + ", ".join(str(c) for c, v in zip(hw_constraints, hw_violations) if v > 0)
+                )
+
+            # train and evaluate
+            seed = _stable_seed(self.seed, params)
+            trial.set_user_attr(SEED_ATTR, seed)
+            first = self.objectives[0]
+
+            def report_epoch(epoch: int, value: float) -> None:
+                if len(self.objectives) == 1 and first.metric in ("error", "accuracy"):
+                    trial.report(float(value), epoch)
+                    if trial.should_prune():
+                        trial.set_user_attr(STATUS_ATTR, "pruned")
+                        for c, v in zip(hw_constraints, hw_violations):
+                            trial.set_constraint(str(c), v)
+                        trial.set_user_attr("hwtune:pruned_at_epoch", epoch)
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+            ctx = TrialContext(seed=seed, trial_number=trial.number, report=report_epoch, hardware=report)
+            try:
+                metrics = dict(train_and_evaluate(model, params, ctx))
+            except optuna.TrialPruned:
+                raise
+            except Exception as e:
+                raise fail("train", e) from e
+            try:
+                for k, v in metrics.items():
+                    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                        raise TrialFailure(f"train_and_evaluate returned {k}={v!r}; every metric must be a finite number")
+                if "error" in metrics and "accuracy" not in metrics:
+                    metrics["accuracy"] = 1.0 - metrics["error"]
+                if "accuracy" in metrics and "error" not in metrics:
+                    metrics["error"] = 1.0 - metrics["accuracy"]
+                all_values = {**values, **metrics}
+                missing = [o.metric for o in self.objectives if o.metric not in all_values] + [
+                    c.metric for c in self.constraints if c.metric not in all_values
+                ]
+                if missing:
+                    raise TrialFailure(f"train_and_evaluate returned no {sorted(set(missing))}; it returned {sorted(metrics)}")
+            except TrialFailure as e:
+                raise fail("evaluate", e) from e
+            trial.set_user_attr(METRICS_ATTR, metrics)
+            for c in self.constraints:
+                trial.set_constraint(str(c), c.violation(all_values[c.metric]))
+            trial.set_user_attr(STATUS_ATTR, "trained")
+            out = [float(all_values[o.metric]) for o in self.objectives]
+            return out[0] if len(out) == 1 else tuple(out)
+
+        return run
+
+    def counts(self) -> dict[str, int]:
+        """Trials by hwtune status."""
+        counts: dict[str, int] = {}
+        for t in self.optuna_study.get_trials(deepcopy=False):
+            s = TrialRecord.from_frozen(t).status
+            counts[s] = counts.get(s, 0) + 1
+        return counts
+
+    def _budget_reached(self, n_trials: int | None, n_trained: int | None) -> bool:
+        c = self.counts()
+        done = sum(v for k, v in c.items() if k in ("trained", "over_budget", "pruned", "failed"))
+        return (n_trials is not None and done >= n_trials) or (n_trained is not None and c.get("trained", 0) >= n_trained)
+
+    def optimize(
+        self,
+        build_model: BuildModel,
+        train_and_evaluate: TrainAndEvaluate,
+        *,
+        measure: Measure | None = None,
+        n_trials: int | None = None,
+        n_trained: int | None = None,
+        timeout: float | None = None,
+        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+        n_workers: int = 1,
+    ) -> StudySummary:
+        """Run the loop until the study holds ``n_trials`` finished trials (all statuses but
+        interrupted), or ``n_trained`` trained ones, or ``timeout`` seconds pass.
+
+        Budgets count the whole study, so a resumed study only runs what is left. With
+        ``n_workers > 1``, that many processes share the study through the storage (the callables
+        must then be picklable, and the storage a file or server).
+        """
+        if n_trials is None and n_trained is None and timeout is None:
+            raise ConfigError("budget", "no budget given: the study would never stop.", "give n_trials, n_trained or timeout.")
+        for nm, v in (("n_trials", n_trials), ("n_trained", n_trained)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"budget.{nm}", f"must be a positive integer, got {v!r}.")
+        if timeout is not None and not (timeout > 0):
+            raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
+        measure = measure or self.default_measure()
+        if n_workers > 1:
+            if self.storage_url is None:
+                raise ConfigError("storage", "several workers need a shared storage.", "pass storage='sqlite:///file.db' or a server URL.")
+            self.open()  # create it once, before the workers race to
+            ctx = multiprocessing.get_context("spawn")
+            procs = [
+                ctx.Process(target=_worker_main, args=(self, i, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout))
+                for i in range(1, n_workers)
+            ]
+            for p in procs:
+                p.start()
+            try:
+                self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
+            finally:
+                for p in procs:
+                    p.join()
+        else:
+            self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
+        return self.summary()
+
+    def _run(
+        self,
+        worker: int,
+        build_model: BuildModel,
+        train_and_evaluate: TrainAndEvaluate,
+        measure: Measure,
+        n_trials: int | None,
+        n_trained: int | None,
+        timeout: float | None,
+        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    ) -> None:
+        study = self.open(worker)
+        if self._budget_reached(n_trials, n_trained):
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def stop_when_done(st: optuna.Study, t: FrozenTrial) -> None:
+            if self._budget_reached(n_trials, n_trained) or (deadline is not None and time.monotonic() >= deadline):
+                st.stop()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.optimize(
+                self._objective(build_model, train_and_evaluate, measure),
+                timeout=timeout,
+                catch=(TrialFailure,),
+                callbacks=[stop_when_done, *callbacks],
+                gc_after_trial=False,
+            )
+
+    # -- results ---------------------------------------------------------------------------------
+    def records(self) -> list[TrialRecord]:
+        return [TrialRecord.from_frozen(t) for t in self.optuna_study.get_trials(deepcopy=False)]
+
+    def best_feasible(self) -> list[TrialRecord]:
+        """The best feasible trained trial (single objective) or the feasible Pareto set."""
+        feasible = [r for r in self.records() if r.feasible and r.values is not None]
+        if not feasible:
+            return []
+        sign = [1.0 if o.direction == "minimize" else -1.0 for o in self.objectives]
+        keyed = [(tuple(s * v for s, v in zip(sign, r.values)), r) for r in feasible]  # type: ignore[arg-type]
+        if len(self.objectives) == 1:
+            return [min(keyed, key=lambda kr: (kr[0], kr[1].number))[1]]
+        front = [r for k, r in keyed if not any(all(a <= b for a, b in zip(k2, k)) and k2 != k for k2, _ in keyed)]
+        return sorted(front, key=lambda r: r.values)  # type: ignore[arg-type,return-value]
+
+    def summary(self) -> StudySummary:
+        recs = self.records()
+        counts: dict[str, int] = {}
+        for r in recs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs)
+
+
+def _worker_main(
+    study: Study,
+    worker: int,
+    build_model: BuildModel,
+    train_and_evaluate: TrainAndEvaluate,
+    measure: Measure,
+    n_trials: int | None,
+    n_trained: int | None,
+    timeout: float | None,
+) -> None:
+    """Entry point of an extra worker process (spawned): same study, its own sampler seed."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study._run(worker, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout)

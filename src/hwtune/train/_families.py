@@ -1,0 +1,175 @@
+"""Built-in model families: a name, the params it builds from, and a builder.
+
+A family says which of its params are *architecture* params (they alone decide hardware cost),
+checks a search space against what it can build, and builds untrained ``torch.nn.Module`` s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from hwtune.exceptions import ConfigError
+from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+__all__ = ["ModelFamily", "get_family", "FAMILIES", "TRAINING_PARAMS"]
+
+MAX_LAYERS = 8
+
+TRAINING_PARAMS: dict[str, tuple[float, float]] = {
+    # name: (lowest allowed, highest allowed)
+    "lr": (1e-8, 10.0),
+    "momentum": (0.0, 0.9999),
+    "weight_decay": (0.0, 1.0),
+    "batch_size": (1, 1 << 16),
+    "epochs": (1, 10_000),
+    "dropout": (0.0, 0.95),
+}
+"""Params the built-in trainer understands, with their valid ranges."""
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A family of networks built from params.
+
+    Attributes:
+        name: registry name used in study files (``family: cnn``).
+        arch_params: architecture param name -> (lowest, highest) valid value; names ending in
+            ``_<i>`` are per-layer (``filters_0``, ``filters_1``...).
+        builder: ``(params, input_shape, num_classes) -> nn.Module``.
+        description: one line for help texts.
+    """
+
+    name: str
+    arch_params: Mapping[str, tuple[float, float]]
+    builder: Callable[[Mapping[str, Any], tuple[int, ...], int], "nn.Module"]
+    description: str
+    per_layer: tuple[str, ...] = field(default_factory=tuple)
+
+    def knows(self, param: str) -> bool:
+        """Whether ``param`` is one of this family's architecture params."""
+        return self._arch_key(param) is not None
+
+    def _arch_key(self, param: str) -> str | None:
+        if param in self.arch_params:
+            return param
+        base, _, idx = param.rpartition("_")
+        if base in self.per_layer and idx.isdigit() and int(idx) < MAX_LAYERS:
+            return base
+        return None
+
+    def default_roles(self, names: list[str]) -> dict[str, str]:
+        return {n: "architecture" for n in names if self.knows(n)}
+
+    def build(self, params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":
+        """Build an untrained network."""
+        return self.builder(params, input_shape, num_classes)
+
+    def validate_space(self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, field: str = "space") -> None:
+        """Check names and ranges against what the family and trainer accept, then build the extremes."""
+        for name, p in space.items():
+            key = self._arch_key(name)
+            if key is not None:
+                lo, hi = self.arch_params[key]
+            elif name in TRAINING_PARAMS:
+                lo, hi = TRAINING_PARAMS[name]
+            else:
+                known = sorted(set(self.arch_params) | {f"{b}_<i>" for b in self.per_layer} | set(TRAINING_PARAMS))
+                raise ConfigError(f"{field}.{name}", f"model family {self.name!r} and the trainer have no param {name!r}.", f"use one of: {', '.join(known)}.")
+            values: list[Any]
+            if isinstance(p, (IntParam, FloatParam)):
+                values = [p.low, p.high]
+            elif isinstance(p, CategoricalParam):
+                values = list(p.choices)
+            else:
+                values = [p.value] if isinstance(p, FixedParam) else []
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi):
+                    raise ConfigError(f"{field}.{name}", f"value {v!r} is outside what {self.name!r} accepts ({lo:g} to {hi:g}).", f"keep {name} within [{lo:g}, {hi:g}].")
+        for point in space.extreme_points():
+            try:
+                import torch
+
+                model = self.build(point, input_shape, num_classes)
+                with torch.no_grad():
+                    model.eval()(torch.zeros((1, *input_shape)))
+            except ConfigError:
+                raise
+            except Exception as e:  # the family cannot build this corner of the space
+                arch = {k: v for k, v in point.items() if self.knows(k)}
+                raise ConfigError(field, f"model family {self.name!r} cannot build {arch} for input {input_shape}: {e}.", "narrow the architecture ranges.") from None
+
+
+def _layer_value(params: Mapping[str, Any], base: str, i: int, default: Any) -> Any:
+    return params.get(f"{base}_{i}", params.get(base, default))
+
+
+def _build_cnn(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":
+    """Conv(k, same padding) -> ReLU -> 2x2 max-pool (while the map is at least 2 wide), repeated;
+    then a dense ReLU layer and the classifier. The HyperPower paper's CNN family, sized for small images."""
+    import torch.nn as nn
+
+    if len(input_shape) != 3:
+        raise ConfigError("model.family", f"cnn needs image input (C, H, W), got shape {input_shape}.", "use family: mlp for flat features.")
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for i in range(int(params.get("conv_layers", 1))):
+        filters = int(_layer_value(params, "filters", i, 16))
+        kernel = int(_layer_value(params, "kernel", i, 3))
+        layers += [nn.Conv2d(c, filters, kernel, padding="same"), nn.ReLU()]
+        if min(h, w) >= 2:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = filters
+    dense = int(params.get("dense_units", 64))
+    layers += [nn.Flatten(), nn.Linear(c * h * w, dense), nn.ReLU()]
+    if float(params.get("dropout", 0.0)) > 0:
+        layers.append(nn.Dropout(float(params["dropout"])))
+    layers.append(nn.Linear(dense, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _build_mlp(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":
+    """Flatten -> (Linear -> ReLU) x hidden_layers -> classifier."""
+    import torch.nn as nn
+
+    n_in = math.prod(input_shape)
+    layers: list[nn.Module] = [nn.Flatten()]
+    for i in range(int(params.get("hidden_layers", 1))):
+        units = int(_layer_value(params, "units", i, 128))
+        layers += [nn.Linear(n_in, units), nn.ReLU()]
+        if float(params.get("dropout", 0.0)) > 0:
+            layers.append(nn.Dropout(float(params["dropout"])))
+        n_in = units
+    layers.append(nn.Linear(n_in, num_classes))
+    return nn.Sequential(*layers)
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    "cnn": ModelFamily(
+        "cnn",
+        {"conv_layers": (1, MAX_LAYERS), "filters": (1, 4096), "kernel": (1, 31), "dense_units": (1, 1 << 16)},
+        _build_cnn,
+        "convolution layers with max-pooling, one dense layer (HyperPower's CNN family)",
+        per_layer=("filters", "kernel"),
+    ),
+    "mlp": ModelFamily(
+        "mlp",
+        {"hidden_layers": (1, MAX_LAYERS), "units": (1, 1 << 16)},
+        _build_mlp,
+        "fully connected layers",
+        per_layer=("units",),
+    ),
+}
+
+
+def get_family(name: str, field: str = "model.family") -> ModelFamily:
+    """Look a family up by name, with an error listing the known ones."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(field, f"unknown model family {name!r}.", f"use one of {', '.join(sorted(FAMILIES))}.") from None
