@@ -88,14 +88,16 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     console.print(
         f"\n[bold]Study[/bold] {summary.name}: {c.get('trained', 0)} trained, "
         f"{c.get('over_budget', 0)} over budget (measured, never trained), {c.get('pruned', 0)} pruned, "
-        f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed."
+        f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed.",
+        soft_wrap=True,
     )
-    console.print(f"Objective: {', '.join(map(str, summary.objectives))}; constraints: {', '.join(map(str, summary.constraints)) or 'none'}")
+    console.print(f"Objective: {', '.join(map(str, summary.objectives))}; constraints: {', '.join(map(str, summary.constraints)) or 'none'}", soft_wrap=True)
     if not summary.best:
         console.print("[yellow]No feasible trained network yet.[/yellow]")
     for i, rec in enumerate(summary.best):
         _print_record(rec, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
-    console.print(f"Stored in [bold]{summary.storage}[/bold] (study '{summary.name}'); browse with: optuna-dashboard {summary.storage}")
+    console.print(f"Stored in [bold]{summary.storage}[/bold] (study '{summary.name}'). Browse it with:", soft_wrap=True)
+    console.print(f"  optuna-dashboard {summary.storage}", soft_wrap=True, highlight=False)
 
 
 def _print_record(rec: "TrialRecord", console: Console, title: str) -> None:

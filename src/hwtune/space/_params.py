@@ -17,7 +17,7 @@ __all__ = ["Role", "Condition", "IntParam", "FloatParam", "CategoricalParam", "F
 Role = Literal["architecture", "compression", "training"]
 ROLES: tuple[str, ...] = ("architecture", "compression", "training")
 
-_COND_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
+_COND_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|<|>)\s*([^<>=!\s].*?)\s*$")
 _COND_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,

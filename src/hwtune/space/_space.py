@@ -25,6 +25,7 @@ _KEYS = {
     "int": {"type", "low", "high", "log", "step", "role", "condition"},
     "float": {"type", "low", "high", "log", "step", "role", "condition"},
     "categorical": {"type", "choices", "role", "condition"},
+    "fixed": {"type", "value", "role", "condition"},
 }
 
 
@@ -77,7 +78,7 @@ class SearchSpace:
                 continue
             kind = entry.get("type")
             if kind not in _KEYS:
-                raise ConfigError(f"{f}.type", f"unknown or missing type {kind!r}.", "use int, float or categorical.")
+                raise ConfigError(f"{f}.type", f"unknown or missing type {kind!r}.", "use int, float, categorical (or fixed).")
             unknown = set(entry) - _KEYS[kind]
             if unknown:
                 raise ConfigError(f"{f}.{sorted(unknown)[0]}", f"unknown key for a {kind} param.", f"allowed keys: {', '.join(sorted(_KEYS[kind]))}.")
@@ -85,6 +86,9 @@ class SearchSpace:
             if role not in ROLES:
                 raise ConfigError(f"{f}.role", f"unknown role {role!r}.", f"use one of {', '.join(ROLES)}.")
             cond = Condition.parse(entry["condition"], f"{f}.condition") if "condition" in entry else None
+            if kind == "fixed":
+                params[name] = FixedParam(role=role, condition=cond, value=entry.get("value"))
+                continue
             if kind == "categorical":
                 choices = entry.get("choices")
                 if not isinstance(choices, list):
@@ -136,7 +140,7 @@ class SearchSpace:
                     d["step"] = p.step
             d["role"] = p.role
             if p.condition is not None:
-                d["condition"] = f"{p.condition.param} {p.condition.op} {p.condition.value!r}"
+                d["condition"] = str(p.condition)
             out[name] = d
         return out
 
@@ -212,5 +216,4 @@ class SearchSpace:
                 c = p.corners()
                 chosen[name] = c[min(i, len(c) - 1)]
             points.append(chosen)
-        # the "largest" point: every numeric param at high, each categorical at its last choice
         return points

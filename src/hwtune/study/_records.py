@@ -74,6 +74,9 @@ class TrialRecord:
             status = "running"
         elif t.state == TrialState.WAITING:
             status = "waiting"
+        elif t.state == TrialState.FAIL and status == "running":
+            # the worker never finished it (killed, or its heartbeat stopped): see _storage.py
+            status = "interrupted"
         elif status is None or (t.state == TrialState.FAIL and status not in ("failed", "interrupted")):
             status = "failed"
         hw = {k: Measurement.from_dict(v) for k, v in (ua.get(HARDWARE_ATTR) or {}).items()}
@@ -86,6 +89,6 @@ class TrialRecord:
             metrics=dict(ua.get(METRICS_ATTR) or {}),
             values=tuple(t.values) if t.values is not None else None,
             violations=tuple(t.constraints.values()),
-            failure=ua.get(FAILURE_ATTR),
+            failure=ua.get(FAILURE_ATTR) or ("interrupted: its worker ended during the trial" if status == "interrupted" else None),
             duration_s=dur,
         )

@@ -43,12 +43,11 @@ def _alive(identity: dict[str, Any]) -> bool:
         return False
 
 
-def retry_interrupted(study: optuna.Study, trial: FrozenTrial, reason: str | None = None) -> None:
-    """Record why ``trial`` (already FAIL) was interrupted and queue its params to run again."""
-    storage = study._storage
-    reason = reason or "interrupted: its worker stopped sending heartbeats"
-    storage.set_trial_user_attr(trial._trial_id, STATUS_ATTR, "interrupted")
-    storage.set_trial_user_attr(trial._trial_id, FAILURE_ATTR, reason)
+def retry_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the params of an interrupted (already failed) trial to run again, once per trial.
+
+    Used as Optuna's heartbeat-stale callback and after :func:`fail_dead_local_trials`.
+    """
     original = trial.user_attrs.get(RETRY_OF_ATTR, trial.number)
     study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: original}, skip_if_exists=False)
 
@@ -65,12 +64,15 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
         ident = t.user_attrs.get(WORKER_ATTR)
         if not ident or ident.get("host") != host or _alive(ident):
             continue
+        storage = study._storage
         try:
-            if not study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(t._trial_id, STATUS_ATTR, "interrupted")
+            storage.set_trial_user_attr(t._trial_id, FAILURE_ATTR, f"interrupted: worker pid {ident.get('pid')} on {host} ended during the trial")
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
                 continue
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process got there first
             continue
-        retry_interrupted(study, t, f"interrupted: worker pid {ident.get('pid')} on {host} ended during the trial")
+        retry_interrupted(study, storage.get_trial(t._trial_id))
         failed.append(t.number)
     return failed
 
@@ -97,6 +99,10 @@ def open_storage(url: str | None, field: str = "storage") -> optuna.storages.Bas
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
+    if url.rstrip("/").endswith(":memory:") or url.rstrip("/") == "sqlite:":
+        # one private database per connection: no other worker can exist, and Optuna's heartbeat
+        # thread (its own connection) would not see the tables
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(

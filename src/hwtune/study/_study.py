@@ -48,6 +48,9 @@ from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_i
 
 __all__ = ["Study", "TrialContext", "StudySummary"]
 
+ALWAYS_MEASURED = ("latency_ms", "throughput_sps", "params", "size_mb")
+"""Measured for every trial whatever the constraints: one timing window and two counts."""
+
 BuildModel = Callable[[dict[str, Any]], Any]
 Measure = Callable[[Any, dict[str, Any]], HardwareReport]
 TrainAndEvaluate = Callable[[Any, dict[str, Any], "TrialContext"], Mapping[str, float]]
@@ -102,11 +105,12 @@ class _DefaultMeter:
     device: Any
     rel_ci: float
     max_time_s: float
+    metrics: tuple[str, ...]
 
     def __call__(self, model: Any, params: dict[str, Any]) -> HardwareReport:
         import torch
 
-        return profile(model, torch.zeros(self.shape), self.device, target_rel_ci=self.rel_ci, max_time_s=self.max_time_s)
+        return profile(model, torch.zeros(self.shape), self.device, self.metrics, target_rel_ci=self.rel_ci, max_time_s=self.max_time_s)
 
 
 class Study:
@@ -263,7 +267,9 @@ class Study:
             )
         if self.input_shape is None:
             raise ConfigError("input_shape", "the default meter needs the shape of one input sample.", "pass input_shape=(C, H, W).")
-        return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s)
+        # what the study needs, plus what one timing window gives for free and what is cheap to count
+        metrics = tuple(m for m in PROFILE_METRICS if m in {*self._hardware_needed, *ALWAYS_MEASURED})
+        return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s, metrics)
 
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
@@ -271,6 +277,7 @@ class Study:
 
         def run(trial: optuna.Trial) -> Any:
             trial.set_user_attr(WORKER_ATTR, worker_identity())
+            trial.set_user_attr(STATUS_ATTR, "running")
             params = self.space.suggest(trial)
             trial.set_user_attr(PARAMS_ATTR, params)
             key = self.space.hardware_key(params)

@@ -68,8 +68,8 @@ def train_classifier(
     """Train ``model`` with SGD on ``data`` and return validation and test error.
 
     Params read: ``lr`` (0.05), ``momentum`` (0.9), ``weight_decay`` (0), ``batch_size`` (64),
-    ``epochs`` (5). Data stay tensors on ``device`` (no per-sample Python work). Deterministic on
-    CPU for a given ``seed``.
+    ``epochs`` (5). Data stay tensors on ``device`` (no per-sample Python work). The weights are
+    re-initialised from ``seed`` first, so results are deterministic on CPU for a given ``seed``.
 
     Raises:
         NonFiniteLossError: when the loss becomes NaN or infinite (the study records the trial failed).
@@ -78,6 +78,12 @@ def train_classifier(
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
+    # Re-initialise from the seed: the model was built (and measured) before this call, with
+    # whatever the global RNG held then, so its initial weights are not reproducible by themselves.
+    for module in model.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
     gen = torch.Generator().manual_seed(seed)
     lr = float(params.get("lr", 0.05))
     epochs = int(params.get("epochs", 5))

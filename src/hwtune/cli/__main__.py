@@ -1,0 +1,5 @@
+"""``python -m hwtune.cli``."""
+
+from hwtune.cli import main
+
+main()

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+
+from hwtune import Study
+from tests.study import _doubles as d
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import sys, time
+from pathlib import Path
+from hwtune import Study
+from tests.study import _doubles as d
+
+marker = Path(sys.argv[2])
+
+def train(model, params, ctx):
+    if ctx.trial_number == 3:
+        marker.write_text("training trial 3")
+        time.sleep(300)  # killed here
+    return d.train(model, params, ctx)
+
+Study("resume", d.SPACE, constraints=["latency_ms <= 10"], storage=sys.argv[1], sampler="random", seed=1).optimize(
+    d.build, train, measure=d.measure, n_trials=6)
+"""
+
+
+def test_sigkill_during_training_loses_no_completed_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    marker = tmp_path / "marker"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), url, str(marker)], cwd=REPO, env=env)
+    try:
+        deadline = time.time() + 120
+        while not marker.exists():
+            assert proc.poll() is None, "the worker ended before reaching trial 3"
+            assert time.time() < deadline, "trial 3 never started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    before = optuna.load_study(study_name="resume", storage=url).trials
+    completed_before = {t.number: (t.params, t.value) for t in before if t.state == optuna.trial.TrialState.COMPLETE}
+    assert len(completed_before) == 3
+    assert before[3].state == optuna.trial.TrialState.RUNNING  # what a killed worker leaves behind
+
+    study = Study("resume", d.SPACE, constraints=["latency_ms <= 10"], storage=url, sampler="random", seed=1)
+    summary = study.optimize(d.build, d.train, measure=d.measure, n_trials=6)
+
+    after = optuna.load_study(study_name="resume", storage=url).trials
+    for number, (params, value) in completed_before.items():  # kept, not recomputed
+        assert after[number].params == params and after[number].value == value
+        assert after[number].datetime_complete == before[number].datetime_complete
+    interrupted = after[3]
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    assert interrupted.user_attrs["hwtune:status"] == "interrupted"
+    assert "ended during the trial" in interrupted.user_attrs["hwtune:failure"]
+    retries = [t for t in after if t.user_attrs.get("hwtune:retry_of") == 3]
+    assert len(retries) == 1 and retries[0].params == interrupted.params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert summary.counts["interrupted"] == 1
+    assert summary.counts["trained"] == 6  # the budget counts finished trials, not the interrupted one
+
+
+def test_resume_with_a_finished_budget_runs_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    calls = []
+
+    def train(model, params, ctx):
+        calls.append(ctx.trial_number)
+        return d.train(model, params, ctx)
+
+    make = lambda: Study("s", d.SPACE, constraints=["latency_ms <= 5"], storage=url, sampler="random")  # noqa: E731
+    make().optimize(d.build, train, measure=d.measure, n_trials=5)
+    n = len(calls)
+    make().optimize(d.build, train, measure=d.measure, n_trials=5)
+    assert len(calls) == n
+    make().optimize(d.build, train, measure=d.measure, n_trials=8)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 8
+
+
+def test_resume_with_another_definition_is_refused_and_writes_nothing(tmp_path):
+    import hashlib
+
+    import pytest
+
+    from hwtune.exceptions import ConfigError
+
+    db = tmp_path / "s.db"
+    url = f"sqlite:///{db}"
+    Study("s", d.SPACE, constraints=["latency_ms <= 5"], storage=url, sampler="random").optimize(d.build, d.train, measure=d.measure, n_trials=3)
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    with pytest.raises(ConfigError) as e:
+        Study("s", d.SPACE, constraints=["latency_ms <= 7"], storage=url, sampler="random").optimize(d.build, d.train, measure=d.measure, n_trials=5)
+    assert e.value.field == "constraints"
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
