@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from hwtune import Study
 from tests.study import _doubles as d
@@ -108,3 +109,31 @@ def test_resume_with_another_definition_is_refused_and_writes_nothing(tmp_path):
         Study("s", d.SPACE, constraints=["latency_ms <= 7"], storage=url, sampler="random").optimize(d.build, d.train, measure=d.measure, n_trials=5)
     assert e.value.field == "constraints"
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_worker_on_another_host_that_stops_beating_is_failed_and_retried(tmp_path, monkeypatch):
+    from hwtune.study import _storage
+    from hwtune.study._records import TrialRecord
+
+    monkeypatch.setattr(_storage, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(_storage, "GRACE_PERIOD_S", 1)
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    study = Study("hb", d.SPACE, constraints=["latency_ms <= 10"], storage=url, sampler="random")
+    ost = study.open()
+    trial = ost.ask()
+    trial.suggest_int("width", 1, 10)
+    trial.suggest_float("lr", 0.01, 1.0, log=True)
+    trial.set_user_attr("hwtune:status", "running")
+    trial.set_user_attr("hwtune:worker", {"host": "some-other-machine", "pid": 1, "started": 0.0})
+    ost._storage.record_heartbeat(trial._trial_id)
+    assert _storage.fail_dead_local_trials(ost) == []  # another host: only the heartbeat can tell
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(ost)
+    frozen = ost.trials[trial.number]
+    rec = TrialRecord.from_frozen(frozen)
+    assert frozen.state == optuna.trial.TrialState.FAIL
+    assert rec.status == "interrupted" and "interrupted" in rec.failure
+    waiting = [t for t in ost.trials if t.state == optuna.trial.TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == frozen.params
+    assert waiting[0].user_attrs["hwtune:retry_of"] == frozen.number

@@ -62,7 +62,8 @@ def run(
         if budget.minutes is not None and budget.minutes <= 0:
             raise ConfigError("budget.minutes", f"must be positive, got {budget.minutes}.")
         study, build, train = study_from_file(spec, storage=storage, name=name)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # failed trials are counted live and explained in the summary (tracebacks are stored with them)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         timeout = budget.minutes * 60 if budget.minutes else None
         total = budget.trials
         with StudyProgress(study, total, console=err if not quiet else Console(quiet=True)) as progress:

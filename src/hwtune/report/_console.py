@@ -92,10 +92,20 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
         soft_wrap=True,
     )
     console.print(f"Objective: {', '.join(map(str, summary.objectives))}; constraints: {', '.join(map(str, summary.constraints)) or 'none'}", soft_wrap=True)
+    reasons: dict[str, list[int]] = {}
+    for r in summary.records:
+        if r.status in ("failed", "interrupted") and r.failure:
+            reasons.setdefault(r.failure, []).append(r.number)
+    for reason, numbers in sorted(reasons.items(), key=lambda kv: -len(kv[1]))[:5]:
+        shown = ", ".join(map(str, numbers[:8])) + (" ..." if len(numbers) > 8 else "")
+        console.print(f"[red]failed[/red] trials {shown}: {reason}", soft_wrap=True, highlight=False)
     if not summary.best:
         console.print("[yellow]No feasible trained network yet.[/yellow]")
     for i, rec in enumerate(summary.best):
         _print_record(rec, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
+    if summary.storage == "in-memory":
+        console.print("Not stored: the study ran in memory.")
+        return
     console.print(f"Stored in [bold]{summary.storage}[/bold] (study '{summary.name}'). Browse it with:", soft_wrap=True)
     console.print(f"  optuna-dashboard {summary.storage}", soft_wrap=True, highlight=False)
 
