@@ -14,6 +14,7 @@ from tests.study import _doubles as d
 def _study(**kw):
     kw.setdefault("constraints", ["latency_ms <= 5"])
     kw.setdefault("sampler", "random")
+    kw.setdefault("cost_model", None)  # these tests look at the loop without cost-model screening
     return Study("t", d.SPACE, **kw)
 
 

@@ -77,6 +77,11 @@ def run(
     print_summary(summary, Console())
 
 
+from hwtune.cli._profile_cmd import profile_command  # noqa: E402
+
+app.command("profile")(profile_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from hwtune.space._metrics import METRICS
+from hwtune.study._study import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     import optuna
@@ -58,13 +59,14 @@ class StudyProgress:
         if self.task is None:
             return
         counts = self.study.counts()
-        done = sum(v for k, v in counts.items() if k in ("trained", "over_budget", "pruned", "failed"))
+        done = sum(v for k, v in counts.items() if k in FINISHED_STATUSES)
         best = self.study.best_feasible()
         first = self.study.objectives[0].metric
         best_txt = "-" if not best or best[0].values is None else f"{first}={best[0].values[0]:.4g}"
         if len(best) > 1:
             best_txt = f"{len(best)} on the Pareto front"
-        self.progress.update(self.task, completed=done, best=best_txt, over=counts.get("over_budget", 0), failed=counts.get("failed", 0))
+        over = counts.get("over_budget", 0) + counts.get("predicted_over_budget", 0)
+        self.progress.update(self.task, completed=done, best=best_txt, over=over, failed=counts.get("failed", 0))
 
     def __call__(self, study: "optuna.Study", trial: "FrozenTrial") -> None:
         self._refresh()
@@ -87,7 +89,8 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     c = summary.counts
     console.print(
         f"\n[bold]Study[/bold] {summary.name}: {c.get('trained', 0)} trained, "
-        f"{c.get('over_budget', 0)} over budget (measured, never trained), {c.get('pruned', 0)} pruned, "
+        f"{c.get('over_budget', 0)} over budget (measured, never trained), "
+        f"{c.get('predicted_over_budget', 0)} predicted over budget (neither measured nor trained), {c.get('pruned', 0)} pruned, "
         f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed.",
         soft_wrap=True,
     )
@@ -128,4 +131,7 @@ def _print_record(rec: "TrialRecord", console: Console, title: str) -> None:
             if "reused_from_trial" in m.extra:
                 src += f" (in trial {m.extra['reused_from_trial']})"
             t.add_row(name, value.rsplit(" (", 1)[0], src)
+            if name in rec.predicted:
+                p = rec.predicted[name]
+                t.add_row(f"  predicted before", p.format().rsplit(" (", 1)[0], p.source)
     console.print(t)

@@ -13,6 +13,7 @@ __all__ = [
     "STATUS_ATTR",
     "HARDWARE_ATTR",
     "METRICS_ATTR",
+    "PREDICTED_ATTR",
     "FAILURE_ATTR",
     "WORKER_ATTR",
     "HWKEY_ATTR",
@@ -25,10 +26,13 @@ __all__ = [
 ]
 
 STATUS_ATTR = "hwtune:status"
-"""``trained`` | ``over_budget`` (measured over a hardware limit, never trained) | ``pruned`` |
+"""``trained`` | ``over_budget`` (measured over a hardware limit, never trained) |
+``predicted_over_budget`` (the cost model was nearly certain it is over: not measured, not trained) | ``pruned`` |
 ``failed`` | ``interrupted`` (its worker died; re-proposed)."""
 HARDWARE_ATTR = "hwtune:hardware"
 """metric -> :meth:`Measurement.to_dict` (value, unit, source, CI, repeats...)."""
+PREDICTED_ATTR = "hwtune:predicted"
+"""metric -> prediction made before measuring (``Measurement.to_dict`` layout, source ``predicted:<model>``)."""
 METRICS_ATTR = "hwtune:metrics"
 """Metrics returned by training and evaluation (error, test_error, ...), source ``measured:training``."""
 FAILURE_ATTR = "hwtune:failure"
@@ -44,7 +48,7 @@ RETRY_OF_ATTR = "hwtune:retry_of"
 CONFIG_ATTR = "hwtune:config"
 """Study attribute: the study's definition (space, objectives, constraints, device...)."""
 
-Status = Literal["trained", "over_budget", "pruned", "failed", "interrupted", "running", "waiting"]
+Status = Literal["trained", "over_budget", "predicted_over_budget", "pruned", "failed", "interrupted", "running", "waiting"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class TrialRecord:
     status: Status
     params: dict[str, Any]
     hardware: dict[str, Measurement] = field(default_factory=dict)
+    predicted: dict[str, Measurement] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     values: tuple[float, ...] | None = None
     violations: tuple[float, ...] = ()
@@ -86,6 +91,7 @@ class TrialRecord:
             status=status,
             params=dict(ua.get(PARAMS_ATTR) or t.params),
             hardware=hw,
+            predicted={k: Measurement.from_dict(v) for k, v in (ua.get(PREDICTED_ATTR) or {}).items()},
             metrics=dict(ua.get(METRICS_ATTR) or {}),
             values=tuple(t.values) if t.values is not None else None,
             violations=tuple(t.constraints.values()),

@@ -39,6 +39,7 @@ from hwtune.study._records import (
     HWKEY_ATTR,
     METRICS_ATTR,
     PARAMS_ATTR,
+    PREDICTED_ATTR,
     SEED_ATTR,
     STATUS_ATTR,
     WORKER_ATTR,
@@ -47,6 +48,9 @@ from hwtune.study._records import (
 from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_identity
 
 __all__ = ["Study", "TrialContext", "StudySummary"]
+
+FINISHED_STATUSES = ("trained", "over_budget", "predicted_over_budget", "pruned", "failed")
+"""Statuses a budget of trials counts (an interrupted trial is proposed again, so it does not count)."""
 
 ALWAYS_MEASURED = ("latency_ms", "throughput_sps", "params", "size_mb")
 """Measured for every trial whatever the constraints: one timing window and two counts."""
@@ -131,6 +135,14 @@ class Study:
         latency_rel_ci: the default meter times until the median's 95 % CI is within ± this share.
         latency_max_time_s: time cap of one latency measurement.
         description: free-form dict stored with the study (data set, model family...).
+        cost_model: cost model predicting each hardware metric from the hardware-relevant params
+            (a name of :data:`hwtune.costmodel.COST_MODELS`, ``"auto"``, or ``None`` for none). It is
+            refitted as measurements arrive; its predictions are stored beside every measurement.
+        skip_threshold: a proposal whose predicted probability of meeting every hardware constraint
+            is below this is recorded ``predicted_over_budget``: neither measured nor trained.
+            0 never skips.
+        cost_model_file: JSON file of this device's earlier measurements (``DeviceCostModels.save``):
+            loaded before the study if it exists, and written back with the new measurements.
 
     Bad arguments raise :class:`ConfigError` here, before anything is written.
     """
@@ -152,6 +164,9 @@ class Study:
         latency_rel_ci: float = 0.05,
         latency_max_time_s: float = 3.0,
         description: Mapping[str, Any] | None = None,
+        cost_model: str | None = "auto",
+        skip_threshold: float = 0.01,
+        cost_model_file: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("name", "the study needs a non-empty name.")
@@ -180,8 +195,19 @@ class Study:
             {c.metric for c in self.constraints if c.is_hardware}
             | {o.metric for o in self.objectives if METRICS[o.metric].kind == "hardware"}
         )
+        if cost_model is not None and cost_model != "auto":
+            from hwtune.costmodel import COST_MODELS
+
+            if cost_model not in COST_MODELS:
+                raise ConfigError("cost_model", f"unknown cost model {cost_model!r}.", f"use auto, none or one of {', '.join(COST_MODELS)}.")
+        if not (0.0 <= skip_threshold < 1.0):
+            raise ConfigError("skip_threshold", f"must be in [0, 1), got {skip_threshold!r}.", "use a small probability such as 0.01 (0 never skips).")
+        self.cost_model = cost_model
+        self.skip_threshold = skip_threshold
+        self.cost_model_file = cost_model_file
         self._optuna: optuna.Study | None = None
         self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
+        self._costs: Any = None  # DeviceCostModels, built when the study is opened
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -240,6 +266,7 @@ class Study:
             self._optuna.set_user_attr(CONFIG_ATTR, definition)
         fail_dead_local_trials(self._optuna)
         self._load_measure_cache()
+        self._costs = self._build_cost_models()
         return self._optuna
 
     @property
@@ -254,6 +281,31 @@ class Study:
             if key and hw and all(m in hw for m in self._hardware_needed) and key not in self._measure_cache:
                 ms = {k: Measurement.from_dict(v) for k, v in hw.items()}
                 self._measure_cache[key] = (t.number, HardwareReport(ms, {}))
+
+    def _build_cost_models(self) -> Any:
+        """The device's cost models, fed with this study's measurements (and a saved file's)."""
+        if self.cost_model is None or not self._hardware_needed:
+            return None
+        from pathlib import Path
+
+        from hwtune.costmodel import DeviceCostModels
+
+        device = self.device.to_spec() if hasattr(self.device, "to_spec") else str(self.device)
+        if self.cost_model_file and Path(self.cost_model_file).exists():
+            costs = DeviceCostModels.load(self.cost_model_file, self.space, device=device)
+            costs.skip_threshold = self.skip_threshold
+        else:
+            costs = DeviceCostModels(self.space, self._hardware_needed, self.cost_model, device=device, skip_threshold=self.skip_threshold)
+        assert self._optuna is not None
+        trials = self._optuna.get_trials(deepcopy=False)
+        for number, report in self._measure_cache.values():
+            costs.observe(trials[number].user_attrs.get(PARAMS_ATTR, {}), {k: m.to_dict() for k, m in report.measurements.items()})
+        return costs
+
+    def save_cost_models(self) -> None:
+        """Write the device's measurements to ``cost_model_file`` (when one is set)."""
+        if self._costs is not None and self.cost_model_file:
+            self._costs.save(self.cost_model_file)
 
     # -- the default meter ------------------------------------------------------------------------
     def default_measure(self) -> Measure:
@@ -296,8 +348,24 @@ class Study:
                 raise fail("build", e) from e
 
             # measure it on the device (or reuse the measurement of the same architecture)
+            cached = self._measure_cache.get(key)
+            costs = self._costs
+            if cached is None and costs is not None:
+                try:
+                    predicted = costs.predictions(params, self._hardware_needed)
+                    skip = bool(hw_constraints) and costs.should_skip(params, hw_constraints)
+                except Exception as e:
+                    raise fail("predict", e) from e
+                if predicted:
+                    trial.set_user_attr(PREDICTED_ATTR, predicted)
+                if skip:
+                    for c in hw_constraints:
+                        if c.metric in predicted:
+                            trial.set_constraint(str(c), c.violation(predicted[c.metric]["value"]))
+                    trial.set_user_attr(STATUS_ATTR, "predicted_over_budget")
+                    p_ok = float(costs.prob_feasible([params], hw_constraints)[0])
+                    raise optuna.TrialPruned(f"predicted over budget (P(within budget) = {p_ok:.3g}); not measured, not trained")
             try:
-                cached = self._measure_cache.get(key)
                 if cached is not None:
                     src_trial, report = cached
                     hw = {k: {**m.to_dict(), "extra": {**m.extra, "reused_from_trial": src_trial}} for k, m in report.measurements.items()}
@@ -312,6 +380,8 @@ class Study:
                         raise TrialFailure(f"the meter reported no {c.metric} (constraint '{c}'): {report.measurements.get(c.metric)}")
                 if cached is None and all(m in values for m in self._hardware_needed):
                     self._measure_cache[key] = (trial.number, report)
+                    if costs is not None:
+                        costs.observe(params, hw)
             except Exception as e:
                 raise fail("measure", e) from e
 
@@ -381,7 +451,7 @@ class Study:
 
     def _budget_reached(self, n_trials: int | None, n_trained: int | None) -> bool:
         c = self.counts()
-        done = sum(v for k, v in c.items() if k in ("trained", "over_budget", "pruned", "failed"))
+        done = sum(v for k, v in c.items() if k in FINISHED_STATUSES)
         return (n_trials is not None and done >= n_trials) or (n_trained is not None and c.get("trained", 0) >= n_trained)
 
     def optimize(
@@ -460,6 +530,7 @@ class Study:
                 callbacks=[stop_when_done, *callbacks],
                 gc_after_trial=False,
             )
+        self.save_cost_models()
 
     # -- results ---------------------------------------------------------------------------------
     def records(self) -> list[TrialRecord]:
