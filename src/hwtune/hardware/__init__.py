@@ -1,24 +1,92 @@
 """Devices and meters: every number carries its unit, source and confidence interval.
 
+``profile(model, example_input, device)`` measures latency and throughput (adaptive repeats until the
+median's confidence interval is tight; CUDA events on GPU), power and energy (RAPL on CPU, NVML on
+NVIDIA GPUs, labelled estimates where no sensor exists), peak memory, parameters, FLOPs and
+serialized size, and watches the device's state while it does.
+
 ``hardware`` knows nothing of Optuna or of what to try next.
 """
 
-from hwtune.hardware._device import CPUDevice, available_cpu_count, parse_device
-from hwtune.hardware._latency import LatencyResult, median_confidence_interval, time_until_confident
-from hwtune.hardware._measurement import HardwareReport, Measurement
-from hwtune.hardware._profile import PROFILE_METRICS, count_parameters, profile, serialized_size_mb
+from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter
+from hwtune.hardware._device import CPUDevice, CUDADevice, Device, available_cpu_count, parse_device
+from hwtune.hardware._format import format_report
+from hwtune.hardware._latency import (
+    CudaEventTimer,
+    LatencyResult,
+    median_confidence_interval,
+    time_until_confident,
+    warm_up,
+)
+from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement
+from hwtune.hardware._memory import CPUMemoryMeter, CUDAMemoryMeter
+from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter, MeterGroup, Window
+from hwtune.hardware._nvml import (
+    NVMLEnergyMeter,
+    NVMLPowerMeter,
+    NVMLStateMeter,
+    NVMLUnavailable,
+    integrate_power,
+)
+from hwtune.hardware._profile import (
+    PROFILE_METRICS,
+    count_parameters,
+    energy_meter_for,
+    measure_idle_power,
+    profile,
+    serialized_size_mb,
+    state_meter_for,
+)
+from hwtune.hardware._rapl import RaplEnergyMeter, accumulate_counter, counter_delta, find_rapl_zones
+from hwtune.hardware._runner import OnnxModel, as_runner, count_flops, load_model
 
 __all__ = [
+    # devices
     "CPUDevice",
+    "CUDADevice",
+    "Device",
     "parse_device",
     "available_cpu_count",
+    # results
     "HardwareReport",
     "Measurement",
+    "BATCH_METRICS",
+    "format_report",
+    # the entry point
+    "profile",
+    "PROFILE_METRICS",
+    "load_model",
+    "OnnxModel",
+    "as_runner",
+    "count_parameters",
+    "count_flops",
+    "serialized_size_mb",
+    "measure_idle_power",
+    # latency
     "LatencyResult",
     "median_confidence_interval",
     "time_until_confident",
-    "profile",
-    "PROFILE_METRICS",
-    "count_parameters",
-    "serialized_size_mb",
+    "warm_up",
+    "CudaEventTimer",
+    # meters
+    "Meter",
+    "EnergyMeter",
+    "MeterGroup",
+    "Window",
+    "DeviceState",
+    "energy_meter_for",
+    "state_meter_for",
+    "RaplEnergyMeter",
+    "find_rapl_zones",
+    "counter_delta",
+    "accumulate_counter",
+    "NVMLEnergyMeter",
+    "NVMLPowerMeter",
+    "NVMLStateMeter",
+    "NVMLUnavailable",
+    "integrate_power",
+    "CPUStateMeter",
+    "CPUUtilisationEstimateMeter",
+    "CPUMemoryMeter",
+    "CUDAMemoryMeter",
 ]

@@ -1,15 +1,14 @@
-"""Latency by wall clock: warm-up, then adaptive repeats until the median's 95 % CI is tight."""
+"""Latency: warm-up, then adaptive repeats (wall clock or CUDA events) until the median's 95 % CI is tight."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
-from scipy import stats
 
-__all__ = ["LatencyResult", "median_confidence_interval", "time_until_confident"]
+__all__ = ["LatencyResult", "median_confidence_interval", "time_until_confident", "warm_up", "CudaEventTimer"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,9 @@ class LatencyResult:
         converged: True when ``rel_half_width`` reached the target before the time cap.
         outliers: samples above Q3 + 3 IQR (kept in the median, reported).
         warmup: calls made before timing.
+        clock: ``wall`` or ``cuda_events``.
+        min_ms, p10_ms: fastest sample and 10th percentile (diagnostics: on a busy machine they
+            stay closer to the undisturbed latency than the median does).
     """
 
     median_ms: float
@@ -34,6 +36,14 @@ class LatencyResult:
     converged: bool
     outliers: int
     warmup: int
+    clock: str = "wall"
+    min_ms: float | None = None
+    p10_ms: float | None = None
+
+    @property
+    def samples_per_s(self) -> float:
+        """Calls per second at the median latency."""
+        return 1000.0 / self.median_ms if self.median_ms > 0 else float("inf")
 
 
 def median_confidence_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -47,11 +57,55 @@ def median_confidence_interval(samples: np.ndarray, confidence: float = 0.95) ->
     n = x.size
     if n == 0:
         raise ValueError("no samples")
+    from scipy import stats  # imported here: scipy.stats takes a second to import
+
     alpha = 1.0 - confidence
     j = int(stats.binom.ppf(alpha / 2, n, 0.5))  # P(B <= j) >= alpha/2, P(B <= j-1) < alpha/2
     if j < 1:
         return float(x[0]), float(x[-1])
     return float(x[j - 1]), float(x[n - j])
+
+
+def warm_up(
+    call: Callable[[], object],
+    *,
+    runs: int = 3,
+    seconds: float = 0.05,
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> int:
+    """Call ``call`` untimed at least ``runs`` times and for at least ``seconds``; return the count."""
+    warm = 0
+    t0 = clock()
+    while warm < runs or clock() - t0 < seconds:
+        call()
+        warm += 1
+        if sync:
+            sync()
+    return warm
+
+
+class CudaEventTimer:
+    """Times one call with a pair of CUDA events on the current stream (milliseconds).
+
+    The events are recorded around the call and the end event is synchronised, so one sample is the
+    GPU time of one batch; the caller synchronises the device once before the first sample.
+    """
+
+    def __init__(self, device: Any = None) -> None:
+        import torch
+
+        self._torch = torch
+        self.device = device
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def __call__(self, call: Callable[[], object]) -> float:
+        self.start.record()
+        call()
+        self.end.record()
+        self.end.synchronize()
+        return float(self.start.elapsed_time(self.end))
 
 
 def time_until_confident(
@@ -65,48 +119,62 @@ def time_until_confident(
     warmup_s: float = 0.05,
     sync: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    timer: Callable[[Callable[[], object]], float] | None = None,
+    confidence: float = 0.95,
 ) -> LatencyResult:
-    """Time ``call`` repeatedly until the median's 95 % CI half-width is within ``target_rel_ci``.
+    """Time ``call`` repeatedly until the median's CI half-width is within ``target_rel_ci``.
 
     Args:
         call: one inference (one batch).
         target_rel_ci: stop when the CI half-width is at most this share of the median.
         max_time_s: stop anyway after this much timing (``converged`` is then False).
         min_repeats: never stop before this many samples.
-        warmup_runs, warmup_s: untimed calls first: at least ``warmup_runs`` and ``warmup_s`` seconds.
-        sync: called before reading the clock (e.g. ``torch.cuda.synchronize``).
-        clock: the clock, in seconds (a test may pass a fake one).
+        max_repeats: never take more samples than this.
+        warmup_runs, warmup_s: untimed calls first: at least ``warmup_runs`` and ``warmup_s`` seconds
+            (``0, 0`` when the caller has warmed up already).
+        sync: called after each call, before reading the clock (e.g. ``torch.cuda.synchronize``).
+        clock: the wall clock, in seconds (a test may pass a fake one); it also bounds ``max_time_s``.
+        timer: runs ``call`` once and returns its duration in ms (e.g. :class:`CudaEventTimer`);
+            default: ``clock`` around ``call`` and ``sync``.
+        confidence: level of the interval of the median.
     """
-    warm = 0
-    t0 = clock()
-    while warm < warmup_runs or clock() - t0 < warmup_s:
-        call()
-        warm += 1
-        if sync:
-            sync()
+    if not 0 < target_rel_ci:
+        raise ValueError(f"target_rel_ci must be positive, got {target_rel_ci}")
+    warm = warm_up(call, runs=warmup_runs, seconds=warmup_s, sync=sync, clock=clock) if (warmup_runs or warmup_s) else 0
     samples: list[float] = []
     start = clock()
     next_check = min_repeats
     converged = False
     while True:
-        t = clock()
-        call()
-        if sync:
-            sync()
-        samples.append((clock() - t) * 1000.0)
+        if timer is not None:
+            samples.append(float(timer(call)))
+        else:
+            t = clock()
+            call()
+            if sync:
+                sync()
+            samples.append((clock() - t) * 1000.0)
         n = len(samples)
         if n >= next_check:
             med = float(np.median(samples))
-            lo, hi = median_confidence_interval(np.asarray(samples))
+            lo, hi = median_confidence_interval(np.asarray(samples), confidence)
             if med > 0 and (hi - lo) / 2 / med <= target_rel_ci:
                 converged = True
                 break
             next_check = n + max(1, n // 5)  # check at +20 % samples: cheap, and not every call
         if n >= max_repeats or clock() - start >= max_time_s:
             break
-    arr = np.asarray(samples)
+    return summarize_samples(samples, warmup=warm, converged=converged, confidence=confidence,
+                             clock="cuda_events" if isinstance(timer, CudaEventTimer) else "wall")
+
+
+def summarize_samples(
+    samples: Any, *, warmup: int = 0, converged: bool = False, confidence: float = 0.95, clock: str = "wall"
+) -> LatencyResult:
+    """Median, CI of the median and outlier count of timing samples (ms)."""
+    arr = np.asarray(samples, dtype=float)
     med = float(np.median(arr))
-    lo, hi = median_confidence_interval(arr)
+    lo, hi = median_confidence_interval(arr, confidence)
     q1, q3 = np.percentile(arr, [25, 75])
     outliers = int(np.sum(arr > q3 + 3 * (q3 - q1)))
     return LatencyResult(
@@ -117,5 +185,8 @@ def time_until_confident(
         rel_half_width=(hi - lo) / 2 / med if med > 0 else float("inf"),
         converged=converged,
         outliers=outliers,
-        warmup=warm,
+        warmup=warmup,
+        clock=clock,
+        min_ms=float(arr.min()),
+        p10_ms=float(np.percentile(arr, 10)),
     )

@@ -1,90 +1,462 @@
-"""``profile(model, example_input, device)``: the one entry point for measuring a model."""
+"""``profile(model, example_input, device)``: the one entry point for measuring a model.
+
+For each batch size, in one call:
+
+1. a memory window around the first inferences (allocator peak on GPU, resident-set growth on CPU);
+2. untimed warm-up;
+3. one measurement window in which the latency loop runs (adaptive repeats until the median's CI is
+   tight) while the energy meter (RAPL / NVML counter / NVML power sampling / labelled estimate) and
+   the device-state meter watch; the window is stretched with more inferences when the energy meter
+   needs a longer one. A window during which the device was busy with other work or throttling is
+   flagged and repeated (at most ``max_retries`` times).
+
+Parameters, FLOPs and serialized size are counted once per model.
+"""
 
 from __future__ import annotations
 
-import io
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable, Sequence
 
-from hwtune.hardware._device import CPUDevice
-from hwtune.hardware._latency import time_until_confident
-from hwtune.hardware._measurement import HardwareReport, Measurement
+from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter, process_cpu_seconds
+from hwtune.hardware._device import CPUDevice, CUDADevice
+from hwtune.hardware._latency import CudaEventTimer, LatencyResult, time_until_confident, warm_up
+from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement, unavailable
+from hwtune.hardware._memory import CPUMemoryMeter, CUDAMemoryMeter, current_rss_bytes
+from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter, MeterGroup, UnavailableEnergyMeter, Window, say_once
+from hwtune.hardware._nvml import (
+    GPUUtilisationEstimateMeter,
+    NVMLEnergyMeter,
+    NVMLPowerMeter,
+    NVMLStateMeter,
+    NVMLUnavailable,
+    has_energy_counter,
+    has_power_reading,
+)
+from hwtune.hardware._rapl import RaplEnergyMeter, rapl_zones
+from hwtune.hardware._runner import ModelRunner, as_runner, count_parameters, serialized_size_mb
 from hwtune.space._metrics import METRICS
 
-__all__ = ["profile", "PROFILE_METRICS", "count_parameters", "serialized_size_mb"]
+__all__ = [
+    "profile",
+    "PROFILE_METRICS",
+    "count_parameters",
+    "serialized_size_mb",
+    "energy_meter_for",
+    "state_meter_for",
+    "measure_idle_power",
+    "clear_idle_cache",
+]
 
-PROFILE_METRICS = ("latency_ms", "throughput_sps", "params", "size_mb")
-"""Metrics this module can produce today (more meters arrive with the hardware subsystem)."""
+PROFILE_METRICS = ("latency_ms", "throughput_sps", "power_w", "energy_mj", "peak_mem_mb", "params", "flops", "size_mb")
+"""Metrics :func:`profile` produces (the hardware part of the metric vocabulary)."""
+
+MIN_ENERGY_WINDOW_S = {
+    RaplEnergyMeter: 0.1,
+    CPUUtilisationEstimateMeter: 0.25,  # process CPU time ticks at 10 ms
+    NVMLEnergyMeter: 0.5,  # the counter advances in steps of tens of milliseconds
+    NVMLPowerMeter: 0.5,
+    GPUUtilisationEstimateMeter: 0.5,
+}
+"""Shortest measurement window per energy meter; the window is stretched with inferences to reach it."""
 
 
-def count_parameters(model: Any) -> int:
-    return int(sum(p.numel() for p in model.parameters()))
+# --------------------------------------------------------------------------- meter selection
 
 
-def serialized_size_mb(model: Any) -> float:
-    """Size of ``torch.save(state_dict)`` in MB (10^6 bytes)."""
-    import torch
+def energy_meter_for(device: Any, *, estimate: bool = True, cpu_tdp_w: float | None = None) -> Callable[[], EnergyMeter]:
+    """A factory of the best energy meter for ``device``: a sensor, else a labelled estimate
+    (when ``estimate``), else an :class:`UnavailableEnergyMeter` that says why.
 
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    return buf.getbuffer().nbytes / 1e6
+    The reason a sensor is missing is logged once per process.
+    """
+    if device.kind == "cpu":
+        zones, reason = rapl_zones()
+        if zones:
+            return lambda: RaplEnergyMeter(zones)
+        say_once(f"rapl:{reason}", f"CPU energy cannot be measured here: {reason}")
+        if estimate:
+            return lambda: CPUUtilisationEstimateMeter(cpu_tdp_w, reason=f"RAPL unavailable: {reason}")
+        return lambda: UnavailableEnergyMeter(f"RAPL unavailable: {reason}")
+    try:
+        nv, h = device.nvml()
+    except NVMLUnavailable as e:
+        why = f"NVML unavailable: {e}"
+        say_once(f"nvml:{e}", f"GPU power and energy cannot be measured: {e}")
+        return lambda: UnavailableEnergyMeter(why)
+    if has_energy_counter(nv, h):
+        return lambda: NVMLEnergyMeter(nv, h)
+    if has_power_reading(nv, h):
+        return lambda: NVMLPowerMeter(nv, h)
+    reason = "this GPU reports neither an energy counter nor power through NVML"
+    say_once(f"nvml-power:{device.to_spec()}", f"GPU energy cannot be measured on {device.to_spec()}: {reason}")
+    if estimate:
+        return lambda: GPUUtilisationEstimateMeter(nv, h)
+    return lambda: UnavailableEnergyMeter(reason)
+
+
+def state_meter_for(device: Any, busy_threshold: float = 0.25) -> Callable[[], Meter] | None:
+    """A factory of the device-state meter, or ``None`` where the state cannot be read."""
+    if device.kind == "cpu":
+        return lambda: CPUStateMeter(busy_threshold=busy_threshold)
+    try:
+        nv, h = device.nvml()
+    except NVMLUnavailable as e:
+        say_once(f"nvml-state:{e}", f"GPU state (utilisation, clocks, throttling) cannot be read: {e}")
+        return None
+    return lambda: NVMLStateMeter(nv, h)
+
+
+_IDLE_CACHE: dict[tuple[str, str], tuple[float, float, float]] = {}
+
+
+def clear_idle_cache() -> None:
+    _IDLE_CACHE.clear()
+
+
+def measure_idle_power(
+    device: Any,
+    seconds: float = 1.0,
+    *,
+    max_age_s: float = 600.0,
+    energy_meter: Callable[[], EnergyMeter] | None = None,
+) -> tuple[float | None, str]:
+    """Idle power of ``device`` over ``seconds`` of sleep, cached for ``max_age_s`` per device.
+
+    Returns:
+        ``(watts, note)``; ``watts`` is ``None`` (and ``note`` says why) where there is no sensor:
+        no baseline is taken from an estimate.
+    """
+    factory = energy_meter or energy_meter_for(device, estimate=False)
+    probe = factory()
+    if isinstance(probe, UnavailableEnergyMeter):
+        return None, f"no idle baseline: {probe.reason}"
+    if not probe.source.startswith("measured"):
+        why = getattr(probe, "reason", None)
+        return None, f"no idle baseline subtracted: power here is an estimate ({probe.source})" + (f"; {why}" if why else "")
+    key = (device.to_spec(), probe.source)
+    now = time.monotonic()
+    hit = _IDLE_CACHE.get(key)
+    if hit is not None and now - hit[0] <= max_age_s:
+        return hit[1], f"idle baseline {hit[1]:.3g} W subtracted (measured over {hit[2]:g} s, {now - hit[0]:.0f} s ago)"
+    device.sync()
+    probe.begin()
+    time.sleep(seconds)
+    probe.end()
+    energy, note, _ = probe.energy_j()
+    if energy is None:
+        return None, f"no idle baseline: {note}"
+    watts = energy / probe.duration_s
+    _IDLE_CACHE[key] = (now, watts, seconds)
+    return watts, f"idle baseline {watts:.3g} W subtracted (measured over {seconds:g} s just before)"
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _check_metrics(metrics: Iterable[str] | None) -> list[str]:
+    wanted = list(metrics) if metrics is not None else list(PROFILE_METRICS)
+    unknown = [m for m in wanted if m not in PROFILE_METRICS]
+    if unknown:
+        raise ValueError(f"profile cannot measure {unknown}; it measures {list(PROFILE_METRICS)}")
+    return wanted
+
+
+def _check_batches(batch_sizes: Sequence[int] | None, default: int) -> list[int]:
+    if batch_sizes is None:
+        return [default]
+    out: list[int] = []
+    for b in batch_sizes:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"batch sizes must be positive integers, got {b!r}")
+        if b not in out:
+            out.append(b)
+    if not out:
+        raise ValueError("batch_sizes is empty")
+    return out
+
+
+def _latency_measurements(res: LatencyResult, batch: int, extra: dict[str, Any], note: str | None) -> dict[str, Measurement]:
+    source = "measured:timer"
+    lat = Measurement("latency_ms", res.median_ms, METRICS["latency_ms"].unit, source, res.ci_low_ms, res.ci_high_ms, res.repeats, note, extra)
+    thr = Measurement(
+        "throughput_sps", batch / res.median_ms * 1000.0, METRICS["throughput_sps"].unit, source,
+        batch / res.ci_high_ms * 1000.0, batch / res.ci_low_ms * 1000.0, res.repeats,
+        "batch size / median latency" + (f"; {note}" if note else ""), extra,
+    )
+    return {"latency_ms": lat, "throughput_sps": thr}
+
+
+def _disturbance(states: list[DeviceState]) -> float:
+    """How disturbed a window was (for choosing among attempts): 0 = clean."""
+    score = 0.0
+    for s in states:
+        if s.throttled:
+            score += 1.0
+        if s.busy:
+            score += float(s.details.get("other_load", 0.5)) + len(s.details.get("other_processes", []))
+    return score
+
+
+def _provenance_warnings(groups: Iterable[dict[str, Measurement]]) -> list[str]:
+    """One line per reason a value is estimated or unavailable, naming the metrics it concerns."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for ms in groups:
+        for m in ms.values():
+            if m.estimated or not m.available:
+                key = ("estimated" if m.estimated else "unavailable", m.source, m.note or "")
+                if m.metric not in seen.setdefault(key, []):
+                    seen[key].append(m.metric)
+    out = []
+    for (status, source, note), names in seen.items():
+        head = ", ".join(names)
+        if status == "estimated":
+            out.append(f"{head}: ESTIMATED ({source}), not measured: {note}")
+        else:
+            out.append(f"{head}: unavailable: {note or 'no reading'}")
+    return out
+
+
+def _profile_batch(
+    runner: ModelRunner,
+    device: Any,
+    x: Any,
+    batch: int,
+    wanted: list[str],
+    *,
+    target_rel_ci: float,
+    max_time_s: float,
+    max_retries: int,
+    warmup_runs: int,
+    warmup_s: float,
+    min_repeats: int,
+    min_energy_window_s: float | None,
+    rss_baseline: int | None,
+    energy_factory: Callable[[], EnergyMeter] | None,
+    state_factory: Callable[[], Meter] | None,
+    baseline: tuple[float | None, str] | None,
+    warnings: list[str],
+) -> dict[str, Measurement]:
+    cuda_torch = device.kind == "cuda" and runner.supports_cuda_allocator
+    sync = device.sync if cuda_torch else None
+    call = runner.call_for(x)
+    out: dict[str, Measurement] = {}
+
+    def run_once() -> None:
+        call()
+        if sync:
+            sync()
+
+    # 1. memory, over the first inferences (later ones reuse cached memory)
+    if "peak_mem_mb" in wanted:
+        mem: Meter | None = None
+        if device.kind == "cpu":
+            mem = CPUMemoryMeter(rss_baseline)
+        elif cuda_torch:
+            mem = CUDAMemoryMeter(device.index)
+        if mem is None:
+            out["peak_mem_mb"] = unavailable("peak_mem_mb", "MB", "ONNX Runtime's CUDA memory arena is not visible to hwtune", batch_size=batch)
+        else:
+            g = MeterGroup([mem])
+            with g.window():
+                run_once()
+                run_once()
+            out.update(g.measurements(Window(g.duration_s, 2, batch)))
+
+    timed = [m for m in ("latency_ms", "throughput_sps", "power_w", "energy_mj") if m in wanted]
+    if not timed:
+        return out
+
+    # 2. warm-up, untimed
+    warm = warm_up(call, runs=warmup_runs, seconds=warmup_s, sync=sync)
+    timer = CudaEventTimer(device.index) if cuda_torch else None
+    want_energy = "power_w" in wanted or "energy_mj" in wanted
+
+    # 3. the measurement window: latency loop + energy + device state, repeated when disturbed
+    attempts: list[tuple[LatencyResult, dict[str, Measurement], list[DeviceState], float]] = []
+    for _attempt in range(1 + max(0, max_retries)):
+        meters: list[Meter] = []
+        energy: EnergyMeter | None = None
+        if state_factory is not None:
+            meters.append(state_factory())
+        if want_energy and energy_factory is not None:
+            energy = energy_factory()
+            if baseline is not None and baseline[0] is not None:
+                energy.baseline_w, energy.baseline_note = baseline
+            meters.append(energy)
+        group = MeterGroup(meters)
+        if sync:
+            sync()
+        group.begin()
+        t0 = time.perf_counter()
+        cpu0 = process_cpu_seconds()
+        res = time_until_confident(
+            call, target_rel_ci=target_rel_ci, max_time_s=max_time_s, min_repeats=min_repeats,
+            warmup_runs=0, warmup_s=0.0, sync=sync, timer=timer,
+        )
+        calls = res.repeats
+        if energy is not None:
+            need = min_energy_window_s if min_energy_window_s is not None else MIN_ENERGY_WINDOW_S.get(type(energy), 0.0)
+            while time.perf_counter() - t0 < need:
+                run_once()
+                calls += 1
+        cpu_ms = (process_cpu_seconds() - cpu0) * 1000.0 / max(calls, 1)
+        group.end()
+        ms = group.measurements(Window(group.duration_s, calls, batch))
+        states = group.states()
+        attempts.append((res, ms, states, cpu_ms))
+        if not any(s.disturbed for s in states):
+            break
+
+    clean = [a for a in attempts if not any(s.disturbed for s in a[2])]
+    chosen = clean[0] if clean else min(attempts, key=lambda a: (_disturbance(a[2]), a[0].median_ms))
+    res, ms, states, cpu_ms = chosen
+    n_disturbed = sum(1 for a in attempts if any(s.disturbed for s in a[2]))
+    notes: list[str] = []
+    disturb_msg: str | None = None
+    if not res.converged:
+        cap = f"time cap {max_time_s:g} s hit before the CI reached ±{target_rel_ci:.0%} (it is ±{res.rel_half_width:.1%})"
+        notes.append(cap)
+        warnings.append(f"batch {batch}: latency {cap}")
+    if n_disturbed:
+        first_disturbed = next(a for a in attempts if any(s.disturbed for s in a[2]))
+        reasons = [r for s in (first_disturbed[2] if clean else chosen[2]) for r in s.reasons]
+        if clean:
+            disturb_msg = f"device disturbed in {n_disturbed} of {len(attempts)} attempts ({'; '.join(reasons)}); repeated, kept the undisturbed one"
+        else:
+            disturb_msg = f"device disturbed in all {len(attempts)} attempts ({'; '.join(reasons)}); kept the least disturbed: treat with care"
+        notes.append(disturb_msg)
+        warnings.append(f"batch {batch}: {disturb_msg}")
+    note = "; ".join(notes) or None
+    state_dict = {s.device: s.to_dict() for s in states}
+    extra: dict[str, Any] = {
+        "batch_size": batch,
+        "threads": device.resolved_threads(),
+        "converged": res.converged,
+        "rel_half_width": round(res.rel_half_width, 5),
+        "target_rel_ci": target_rel_ci,
+        "outliers": res.outliers,
+        "min_ms": round(res.min_ms, 6) if res.min_ms is not None else None,
+        "p10_ms": round(res.p10_ms, 6) if res.p10_ms is not None else None,
+        "warmup": warm,
+        "clock": res.clock,
+        # this process's CPU time per inference over the window: unlike wall time it does not grow
+        # while other processes hold the CPU (with one thread it approximates the quiet latency)
+        "process_cpu_ms_per_call": round(cpu_ms, 6),
+        "attempts": len(attempts),
+        "disturbed_attempts": n_disturbed,
+        "state": state_dict,
+    }
+    lat = _latency_measurements(res, batch, extra, note)
+    out.update({k: v for k, v in lat.items() if k in wanted})
+    for k in ("power_w", "energy_mj"):
+        if k in wanted:
+            m = ms.get(k) or unavailable(k, METRICS[k].unit, "no energy meter for this device")
+            m_extra = {**m.extra, "state": state_dict, "attempts": len(attempts), "disturbed_attempts": n_disturbed}
+            out[k] = Measurement(m.metric, m.value, m.unit, m.source, m.ci_low, m.ci_high, m.repeats, m.note, m_extra)
+    return out
 
 
 def profile(
     model: Any,
     example_input: Any,
-    device: CPUDevice | None = None,
+    device: CPUDevice | CUDADevice | None = None,
     metrics: Iterable[str] | None = None,
     *,
     target_rel_ci: float = 0.05,
     max_time_s: float = 3.0,
+    batch_sizes: Sequence[int] | None = None,
+    idle_baseline: bool | float = False,
+    max_retries: int = 1,
+    busy_threshold: float = 0.25,
+    estimate_energy: bool = True,
+    cpu_tdp_w: float | None = None,
+    min_energy_window_s: float | None = None,
+    warmup_runs: int = 3,
+    warmup_s: float = 0.05,
+    min_repeats: int = 10,
 ) -> HardwareReport:
-    """Measure ``model`` (a ``torch.nn.Module``) on ``device`` with ``example_input`` (one batch).
+    """Measure ``model`` on ``device`` with ``example_input``.
 
     Args:
-        metrics: subset of :data:`PROFILE_METRICS`; default all. Cheap static ones (params,
-            size) cost nothing; latency and throughput share one timing window.
-        target_rel_ci: latency stops when the median's 95 % CI half-width is within this share.
-        max_time_s: latency time cap.
+        model: a ``torch.nn.Module`` (TorchScript included), an :class:`OnnxModel`, or a runner
+            from :func:`load_model`. A PyTorch model is moved to the device and put in eval mode.
+        example_input: one batch, shape ``(batch, ...)`` (a tuple of tensors for several inputs);
+            other batch sizes repeat its first sample.
+        device: :class:`CPUDevice` (default, all CPUs) or :class:`CUDADevice`.
+        metrics: subset of :data:`PROFILE_METRICS`; default all. Params, FLOPs and size are
+            counted once; the others are measured per batch size. Only what is asked is measured.
+        target_rel_ci: latency stops when the median's 95 % CI half-width is within this share
+            (0.05 suits a search; ``hwtune profile`` uses 0.03).
+        max_time_s: latency time cap per window.
+        batch_sizes: batch sizes to measure (the first is the report's primary one); default: the
+            example input's.
+        idle_baseline: ``True``: measure the idle power once (1 s, cached 10 min per device) and
+            subtract it, saying so; a number: subtract that many watts. Never from an estimate.
+        max_retries: how often a window in which the device was busy or throttling is repeated.
+        busy_threshold: share of our CPUs that other processes may keep busy before a CPU window
+            counts as disturbed.
+        estimate_energy: where no sensor exists, give a labelled ``estimated:tdp`` value
+            (``False``: leave power and energy unavailable, with the reason).
+        cpu_tdp_w: TDP for the CPU estimate (default ``HWTUNE_CPU_TDP_W`` or 85 W).
+        min_energy_window_s: shortest window for energy (default per meter, 0.1–0.5 s).
+        warmup_runs, warmup_s: untimed inferences before timing: at least this many and this long.
+        min_repeats: fewest timed inferences per window.
 
     Returns:
-        A report with one :class:`Measurement` per requested metric, each labelled with its source.
+        A report with one :class:`Measurement` per requested metric (primary batch size) and
+        ``batches`` with the batch-dependent ones of every batch size, each labelled with its source.
     """
-    import torch
-
     device = device or CPUDevice()
-    wanted = list(metrics) if metrics is not None else list(PROFILE_METRICS)
-    unknown = [m for m in wanted if m not in PROFILE_METRICS]
-    if unknown:
-        raise ValueError(f"profile cannot measure {unknown}; it measures {list(PROFILE_METRICS)}")
-    out: dict[str, Measurement] = {}
-    if "params" in wanted:
-        out["params"] = Measurement("params", float(count_parameters(model)), "", "counted")
-    if "size_mb" in wanted:
-        out["size_mb"] = Measurement("size_mb", serialized_size_mb(model), "MB", "measured:serialized", note="torch.save(state_dict)")
-    if "latency_ms" in wanted or "throughput_sps" in wanted:
-        batch = int(example_input.shape[0])
-        model = model.to(device.torch_device).eval()
-        x = example_input.to(device.torch_device)
-        with device.activate(), torch.inference_mode():
-            res = time_until_confident(lambda: model(x), target_rel_ci=target_rel_ci, max_time_s=max_time_s)
-        extra = {
-            "batch_size": batch,
-            "threads": device.resolved_threads(),
-            "converged": res.converged,
-            "rel_half_width": round(res.rel_half_width, 5),
-            "outliers": res.outliers,
-            "warmup": res.warmup,
-        }
-        note = None if res.converged else f"time cap {max_time_s}s hit before the CI reached ±{target_rel_ci:.0%}"
-        if "latency_ms" in wanted:
-            out["latency_ms"] = Measurement(
-                "latency_ms", res.median_ms, METRICS["latency_ms"].unit, "measured:timer",
-                res.ci_low_ms, res.ci_high_ms, res.repeats, note, extra,
-            )
-        if "throughput_sps" in wanted:
-            out["throughput_sps"] = Measurement(
-                "throughput_sps", batch / res.median_ms * 1000.0, METRICS["throughput_sps"].unit, "measured:timer",
-                batch / res.ci_high_ms * 1000.0, batch / res.ci_low_ms * 1000.0, res.repeats,
-                "batch size / median latency", extra,
-            )
-    return HardwareReport(out, device.describe())
+    wanted = _check_metrics(metrics)
+    runner = as_runner(model)
+    batches = _check_batches(batch_sizes, runner.batch_of(example_input))
+    dynamic = [m for m in wanted if m in BATCH_METRICS]
+    warnings: list[str] = []
+    static: dict[str, Measurement] = {}
+    per_batch: dict[int, dict[str, Measurement]] = {}
+    with device.activate():
+        runner.prepare(device)
+        if "params" in wanted:
+            static["params"] = runner.params()
+        if "size_mb" in wanted:
+            static["size_mb"] = runner.size()
+        with runner.context():
+            if dynamic:
+                want_energy = "power_w" in dynamic or "energy_mj" in dynamic
+                energy_factory = energy_meter_for(device, estimate=estimate_energy, cpu_tdp_w=cpu_tdp_w) if want_energy else None
+                state_factory = state_meter_for(device, busy_threshold)
+                if state_factory is None:
+                    warnings.append("device state (utilisation, clocks, throttling) could not be read: disturbances go unnoticed")
+                baseline: tuple[float | None, str] | None = None
+                if want_energy and idle_baseline is not False and energy_factory is not None:
+                    if isinstance(idle_baseline, bool):
+                        baseline = measure_idle_power(device, energy_meter=energy_factory)
+                    else:
+                        baseline = (float(idle_baseline), f"idle baseline {float(idle_baseline):.3g} W subtracted (given)")
+                    if baseline[0] is None:
+                        warnings.append(baseline[1])
+                rss_baseline = current_rss_bytes() if device.kind == "cpu" and "peak_mem_mb" in dynamic else None
+                for b in sorted(batches):  # ascending, so memory growth builds on the smaller batches
+                    x = runner.make_batch(example_input, b)
+                    per_batch[b] = _profile_batch(
+                        runner, device, x, b, dynamic,
+                        target_rel_ci=target_rel_ci, max_time_s=max_time_s, max_retries=max_retries,
+                        warmup_runs=warmup_runs, warmup_s=warmup_s, min_repeats=min_repeats,
+                        min_energy_window_s=min_energy_window_s, rss_baseline=rss_baseline,
+                        energy_factory=energy_factory, state_factory=state_factory,
+                        baseline=baseline, warnings=warnings,
+                    )
+                    del x
+            if "flops" in wanted:  # after the memory windows, so that its allocations are not in their baseline
+                static["flops"] = runner.flops(runner.make_batch(example_input, 1))
+    warnings.extend(_provenance_warnings([static, *per_batch.values()]))
+    measurements: dict[str, Measurement] = {}
+    primary = batches[0]
+    for k in wanted:
+        if k in static:
+            measurements[k] = static[k]
+        elif k in per_batch.get(primary, {}):
+            measurements[k] = per_batch[primary][k]
+    ordered = {b: per_batch[b] for b in batches} if per_batch else {}
+    return HardwareReport(measurements, device.describe(), ordered, warnings)
