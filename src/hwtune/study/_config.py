@@ -45,6 +45,18 @@ class LatencySpec(_Strict):
     max_time_s: float = Field(default=3.0, gt=0)
 
 
+class TrainerSpec(_Strict):
+    """Switches of the built-in trainer (not searched); see ``hwtune.train.TrainerOptions``."""
+
+    amp: bool | str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool | str = False
+    data_on_device: bool | str = "auto"
+    ddp_processes: int = Field(default=1, ge=1)
+    ddp_backend: str = "auto"
+    ddp_timeout_s: float = Field(default=300.0, gt=0)
+
+
 class StudyFile(_Strict):
     """Schema of a study file. Unknown keys are errors."""
 
@@ -61,6 +73,8 @@ class StudyFile(_Strict):
     seed: int = 0
     sampler: str = "tpe"
     latency: LatencySpec = Field(default_factory=LatencySpec)
+    pruner: str | dict[str, Any] | None = None
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -130,6 +144,8 @@ class ClassifierTrainer:
     data: DataSpec
     seed: int
     device: Any
+    options: Any = None
+    """``hwtune.train.TrainerOptions`` (``None``: the defaults)."""
 
     def dataset(self) -> Any:
         from hwtune.train import load_dataset
@@ -144,7 +160,15 @@ class ClassifierTrainer:
         from hwtune.train import train_classifier
 
         with self.device.activate():
-            res = train_classifier(model, self.dataset(), params, seed=ctx.seed, device=self.device.torch_device, reporter=ctx.report)
+            # strict=False: a param shared by only some of the searched optimizers / schedules is
+            # ignored in the trials where it does not apply (validate_space checked the rest)
+            res = train_classifier(
+                model, self.dataset(), params, seed=ctx.seed, device=self.device.torch_device, reporter=ctx.report,
+                options=self.options, strict=False,
+            )
+        record = getattr(ctx, "set_user_attr", None)
+        if callable(record):
+            record("hwtune:train_settings", res.settings)
         return res.metrics()
 
 
@@ -153,11 +177,19 @@ _DATA_CACHE: dict[Any, Any] = {}
 
 def study_from_file(spec: StudyFile, storage: str | None = None, name: str | None = None) -> tuple[Study, FamilyBuilder, ClassifierTrainer]:
     """Build the study and its callables, validating data, family and space (nothing is written)."""
-    from hwtune.space import SearchSpace
-    from hwtune.train import get_family, load_dataset
+    from hwtune.search import make_pruner
+    from hwtune.space import FixedParam, IntParam, SearchSpace, parse_objectives
+    from hwtune.train import TrainerOptions, get_family, load_dataset
 
     family = get_family(spec.model.family)
     space = SearchSpace.from_dict(spec.space, default_roles=family.default_roles(list(spec.space)))
+    epochs = space["epochs"] if "epochs" in space else None
+    max_epochs = (
+        int(epochs.value) if isinstance(epochs, FixedParam) and isinstance(epochs.value, int) and not isinstance(epochs.value, bool)
+        else epochs.high if isinstance(epochs, IntParam) else None
+    )
+    pruner = make_pruner(spec.pruner, n_objectives=len(parse_objectives(spec.objective)), max_epochs=max_epochs)
+    options = TrainerOptions.from_mapping(spec.trainer.model_dump())
     try:
         data = load_dataset(spec.data.name, spec.data.path, seed=spec.seed, **spec.data.options)
     except TypeError as e:
@@ -173,6 +205,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         input_shape=data.input_shape,
         inference_batch_size=spec.inference_batch_size,
         sampler=spec.sampler,
+        pruner=pruner,
         seed=spec.seed,
         latency_rel_ci=spec.latency.rel_ci,
         latency_max_time_s=spec.latency.max_time_s,
@@ -181,5 +214,5 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     study.default_measure()  # fails now if a constrained metric cannot be measured
     _DATA_CACHE[(spec.data.model_dump_json(), spec.seed)] = data
     builder = FamilyBuilder(family.name, data.input_shape, data.num_classes)
-    trainer = ClassifierTrainer(spec.data, spec.seed, study.device)
+    trainer = ClassifierTrainer(spec.data, spec.seed, study.device, options)
     return study, builder, trainer

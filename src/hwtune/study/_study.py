@@ -67,15 +67,17 @@ class TrialContext:
     Attributes:
         seed: training seed, derived from the study seed and the params (a retried trial gets the same).
         trial_number: Optuna's trial number.
-        report: call ``report(epoch, value)`` after each epoch with the first objective's current
-            value; it raises ``optuna.TrialPruned`` when the study's pruner stops the trial.
+        report: call ``report(epoch, validation_error)`` after each epoch; it raises
+            ``optuna.TrialPruned`` when the study's pruner stops the trial.
         hardware: the measurements taken before training.
+        set_user_attr: stores a JSON-serialisable value with the trial (e.g. the trainer's settings).
     """
 
     seed: int
     trial_number: int
     report: Callable[[int, float], None]
     hardware: HardwareReport
+    set_user_attr: Callable[[str, Any], None] | None = None
 
 
 @dataclass
@@ -399,17 +401,28 @@ class Study:
             trial.set_user_attr(SEED_ATTR, seed)
             first = self.objectives[0]
 
-            def report_epoch(epoch: int, value: float) -> None:
-                if len(self.objectives) == 1 and first.metric in ("error", "accuracy"):
-                    trial.report(float(value), epoch)
-                    if trial.should_prune():
-                        trial.set_user_attr(STATUS_ATTR, "pruned")
-                        for c, v in zip(hw_constraints, hw_violations):
-                            trial.set_constraint(str(c), v)
-                        trial.set_user_attr("hwtune:pruned_at_epoch", epoch)
-                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+            hw_objectives = [o.metric for o in self.objectives if METRICS[o.metric].kind == "hardware"]
+            cost_metrics = [m for m in (hw_objectives or self._hardware_needed or ["latency_ms"]) if m in values]
 
-            ctx = TrialContext(seed=seed, trial_number=trial.number, report=report_epoch, hardware=report)
+            def report_epoch(epoch: int, value: float) -> None:
+                """``value`` is the validation error after ``epoch``."""
+                stop = False
+                if hasattr(self.pruner, "should_prune_at"):  # cost-aware pruner: prunes Pareto studies too
+                    if cost_metrics:  # compares errors among trials of comparable measured cost
+                        stop = self.pruner.should_prune_at(trial, epoch, float(value), [values[m] for m in cost_metrics])
+                elif len(self.objectives) == 1 and first.metric in ("error", "accuracy"):
+                    trial.report(float(value) if first.metric == "error" else 1.0 - float(value), epoch)
+                    stop = trial.should_prune()
+                if stop:
+                    trial.set_user_attr(STATUS_ATTR, "pruned")
+                    for c, v in zip(hw_constraints, hw_violations):
+                        trial.set_constraint(str(c), v)
+                    trial.set_user_attr("hwtune:pruned_at_epoch", epoch)
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+            ctx = TrialContext(
+                seed=seed, trial_number=trial.number, report=report_epoch, hardware=report, set_user_attr=trial.set_user_attr
+            )
             try:
                 metrics = dict(train_and_evaluate(model, params, ctx))
             except optuna.TrialPruned:

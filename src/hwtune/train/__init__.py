@@ -2,7 +2,11 @@
 
 from hwtune.train._data import Dataset, load_arrays, load_dataset, load_digits_dataset, load_mnist, read_idx
 from hwtune.train._families import FAMILIES, TRAINING_PARAMS, ModelFamily, get_family
+from hwtune.train._optim import OPTIMIZERS, build_optimizer
+from hwtune.train._schedules import SCHEDULES, LRController
+from hwtune.train._speedups import SpeedPlan, TrainerOptions
 from hwtune.train._trainer import EpochReporter, TrainResult, evaluate_error, train_classifier
+from hwtune.train._training import TRAINING_SPECS, TrainingParam, TrainingPlan, resolve_training, validate_training_space
 
 __all__ = [
     "Dataset",
@@ -19,4 +23,28 @@ __all__ = [
     "evaluate_error",
     "TrainResult",
     "EpochReporter",
+    # issue 6: searchable training
+    "TrainerOptions",
+    "SpeedPlan",
+    "TRAINING_SPECS",
+    "TrainingParam",
+    "TrainingPlan",
+    "resolve_training",
+    "validate_training_space",
+    "OPTIMIZERS",
+    "build_optimizer",
+    "SCHEDULES",
+    "LRController",
 ]
+
+__all__.append("build_nb201")
+
+
+def __getattr__(name: str) -> object:
+    # the NAS-Bench-201 cell network (another module, which imports torch): loaded on first use so
+    # that importing hwtune.train stays free of torch
+    if name == "build_nb201":
+        from hwtune.train._nb201 import build_nb201
+
+        return build_nb201
+    raise AttributeError(f"module 'hwtune.train' has no attribute {name!r}")

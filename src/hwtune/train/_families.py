@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from hwtune.exceptions import ConfigError
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+from hwtune.train._training import TRAINING_SPECS, validate_training_space
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -21,15 +22,11 @@ __all__ = ["ModelFamily", "get_family", "FAMILIES", "TRAINING_PARAMS"]
 MAX_LAYERS = 8
 
 TRAINING_PARAMS: dict[str, tuple[float, float]] = {
-    # name: (lowest allowed, highest allowed)
-    "lr": (1e-8, 10.0),
-    "momentum": (0.0, 0.9999),
-    "weight_decay": (0.0, 1.0),
-    "batch_size": (1, 1 << 16),
-    "epochs": (1, 10_000),
-    "dropout": (0.0, 0.95),
+    # name: (lowest allowed, highest allowed), for the numeric params; TRAINING_SPECS has them all
+    name: (spec.low, spec.high) for name, spec in TRAINING_SPECS.items() if spec.kind in ("int", "float")
 }
-"""Params the built-in trainer understands, with their valid ranges."""
+"""Numeric params the built-in trainer understands, with their valid ranges (see ``TRAINING_SPECS``
+for every param, switches and choices included, and which optimizer / schedule each belongs to)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,8 @@ class ModelFamily:
     builder: Callable[[Mapping[str, Any], tuple[int, ...], int], "nn.Module"]
     description: str
     per_layer: tuple[str, ...] = field(default_factory=tuple)
+    switches: tuple[str, ...] = field(default_factory=tuple)
+    """Architecture params that are true/false (e.g. ``batch_norm``); their ``arch_params`` range is ignored."""
 
     def knows(self, param: str) -> bool:
         """Whether ``param`` is one of this family's architecture params."""
@@ -75,10 +74,10 @@ class ModelFamily:
             key = self._arch_key(name)
             if key is not None:
                 lo, hi = self.arch_params[key]
-            elif name in TRAINING_PARAMS:
-                lo, hi = TRAINING_PARAMS[name]
+            elif name in TRAINING_SPECS:
+                continue  # checked by validate_training_space below
             else:
-                known = sorted(set(self.arch_params) | {f"{b}_<i>" for b in self.per_layer} | set(TRAINING_PARAMS))
+                known = sorted(set(self.arch_params) | {f"{b}_<i>" for b in self.per_layer} | set(TRAINING_SPECS))
                 raise ConfigError(f"{field}.{name}", f"model family {self.name!r} and the trainer have no param {name!r}.", f"use one of: {', '.join(known)}.")
             values: list[Any]
             if isinstance(p, (IntParam, FloatParam)):
@@ -87,9 +86,14 @@ class ModelFamily:
                 values = list(p.choices)
             else:
                 values = [p.value] if isinstance(p, FixedParam) else []
+            if key in self.switches:
+                if isinstance(p, (IntParam, FloatParam)) or not all(isinstance(v, bool) for v in values):
+                    raise ConfigError(f"{field}.{name}", f"{name} is true or false, got {values!r}.", f"write {name}: true / false, or {{type: categorical, choices: [false, true]}}.")
+                continue
             for v in values:
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi):
                     raise ConfigError(f"{field}.{name}", f"value {v!r} is outside what {self.name!r} accepts ({lo:g} to {hi:g}).", f"keep {name} within [{lo:g}, {hi:g}].")
+        validate_training_space(space, field)
         for point in space.extreme_points():
             try:
                 import torch
@@ -109,18 +113,23 @@ def _layer_value(params: Mapping[str, Any], base: str, i: int, default: Any) -> 
 
 
 def _build_cnn(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":
-    """Conv(k, same padding) -> ReLU -> 2x2 max-pool (while the map is at least 2 wide), repeated;
-    then a dense ReLU layer and the classifier. The HyperPower paper's CNN family, sized for small images."""
+    """Conv(k, same padding) [-> BatchNorm when ``batch_norm``] -> ReLU -> 2x2 max-pool (while the map
+    is at least 2 wide), repeated; then a dense ReLU layer [-> dropout] and the classifier. The
+    HyperPower paper's CNN family, sized for small images."""
     import torch.nn as nn
 
     if len(input_shape) != 3:
         raise ConfigError("model.family", f"cnn needs image input (C, H, W), got shape {input_shape}.", "use family: mlp for flat features.")
     c, h, w = input_shape
+    bn = bool(params.get("batch_norm", False))
     layers: list[nn.Module] = []
     for i in range(int(params.get("conv_layers", 1))):
         filters = int(_layer_value(params, "filters", i, 16))
         kernel = int(_layer_value(params, "kernel", i, 3))
-        layers += [nn.Conv2d(c, filters, kernel, padding="same"), nn.ReLU()]
+        if bn:  # Conv (no bias: the norm's shift replaces it) -> BatchNorm -> ReLU
+            layers += [nn.Conv2d(c, filters, kernel, padding="same", bias=False), nn.BatchNorm2d(filters), nn.ReLU()]
+        else:
+            layers += [nn.Conv2d(c, filters, kernel, padding="same"), nn.ReLU()]
         if min(h, w) >= 2:
             layers.append(nn.MaxPool2d(2))
             h, w = h // 2, w // 2
@@ -152,10 +161,11 @@ def _build_mlp(params: Mapping[str, Any], input_shape: tuple[int, ...], num_clas
 FAMILIES: dict[str, ModelFamily] = {
     "cnn": ModelFamily(
         "cnn",
-        {"conv_layers": (1, MAX_LAYERS), "filters": (1, 4096), "kernel": (1, 31), "dense_units": (1, 1 << 16)},
+        {"conv_layers": (1, MAX_LAYERS), "filters": (1, 4096), "kernel": (1, 31), "dense_units": (1, 1 << 16), "batch_norm": (0, 1)},
         _build_cnn,
         "convolution layers with max-pooling, one dense layer (HyperPower's CNN family)",
         per_layer=("filters", "kernel"),
+        switches=("batch_norm",),
     ),
     "mlp": ModelFamily(
         "mlp",

@@ -1,0 +1,175 @@
+"""Benchmark: does early stopping pay? The same study with and without Hyperband pruning.
+
+Real MNIST (a subset, for minutes rather than hours), the HyperPower-style CNN space with a latency
+limit (inference batch 64, one CPU thread), TPE, the same wall-clock budget for both studies, for
+several seeds. The limit is the median latency of a few random networks of the space, measured
+first, so that about half of the space is over budget whatever the CPU.
+
+For each seed: the target is the best validation error the *unpruned* study reached; we report the
+training time each study needed to first reach it (sum of the durations of the trials trained so far,
+pruned ones included, over-budget ones excluded: they are never trained) and the ratio
+pruned / unpruned. Goal: median ratio <= 0.5.
+
+    python benchmarks/train_pruning.py --mnist ../shared/data/mnist --seeds 0 1 2 3 4 --minutes 3 --jobs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+SPACE: dict[str, Any] = {
+    "conv_layers": {"type": "int", "low": 1, "high": 2},
+    "filters_0": {"type": "int", "low": 4, "high": 32, "log": True},
+    "kernel_0": {"type": "categorical", "choices": [3, 5]},
+    "filters_1": {"type": "int", "low": 4, "high": 32, "log": True, "condition": "conv_layers >= 2"},
+    "kernel_1": {"type": "categorical", "choices": [3, 5], "condition": "conv_layers >= 2"},
+    "dense_units": {"type": "int", "low": 16, "high": 128, "log": True},
+    "lr": {"type": "float", "low": 0.003, "high": 0.3, "log": True},
+    "momentum": {"type": "float", "low": 0.0, "high": 0.95},
+    "batch_size": {"type": "categorical", "choices": [64, 128]},
+}
+
+
+def calibrate_limit(n: int = 8, seed: int = 123) -> float:
+    """Median latency (ms, batch 64, 1 thread) of ``n`` random networks of the space."""
+    import numpy as np
+    import torch
+
+    from hwtune.hardware import CPUDevice, profile
+    from hwtune.train import get_family
+
+    rng = np.random.default_rng(seed)
+    lats = []
+    for _ in range(n):
+        layers = int(rng.integers(1, 3))
+        arch = {"conv_layers": layers, "dense_units": int(np.exp(rng.uniform(np.log(16), np.log(128))))}
+        for i in range(layers):
+            arch[f"filters_{i}"] = int(np.exp(rng.uniform(np.log(4), np.log(32))))
+            arch[f"kernel_{i}"] = int(rng.choice([3, 5]))
+        model = get_family("cnn").build(arch, (1, 28, 28), 10)
+        rep = profile(model, torch.zeros(64, 1, 28, 28), CPUDevice(1), ("latency_ms",), target_rel_ci=0.05, max_time_s=1.0)
+        lats.append(rep.values()["latency_ms"])
+    return float(statistics.median(lats))
+
+
+def run_study(args: dict[str, Any]) -> dict[str, Any]:
+    """One study (in its own process); returns its trials' timeline."""
+    import optuna
+
+    from hwtune.study import parse_study_file, study_from_file
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = {
+        "name": f"prune-{args['seed']}",
+        "data": {"name": "mnist", "path": args["mnist"], "options": {"train_subset": args["train_subset"], "val_size": args["val_size"]}},
+        "model": {"family": "cnn"},
+        "space": {**SPACE, "epochs": args["epochs"]},
+        "objective": {"minimize": "error"},
+        "constraints": [f"latency_ms <= {args['limit']:.4f}"],
+        "device": "cpu:1",
+        "inference_batch_size": 64,
+        "seed": args["seed"],
+        "sampler": "tpe",
+        "latency": {"rel_ci": 0.1, "max_time_s": 0.5},
+        "pruner": json.loads(args["pruner"]) if args["pruner"].startswith("{") else args["pruner"],
+        "trainer": {"channels_last": False, "amp": False},  # same numerics in both studies, no probes
+    }
+    study, build, train = study_from_file(parse_study_file({**spec, "storage": "sqlite:///:memory:"}))
+    study.optimize(build, train, timeout=args["minutes"] * 60)
+    trials = []
+    for t in study.optuna_study.trials:
+        if t.datetime_start is None or t.datetime_complete is None:
+            continue
+        status = t.user_attrs.get("hwtune:status")
+        trials.append({
+            "number": t.number, "status": status,
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds(),
+            "error": t.value if status == "trained" else None,
+            "epochs": (t.user_attrs.get("hwtune:metrics") or {}).get("epochs") if status == "trained" else t.user_attrs.get("hwtune:pruned_at_epoch"),
+        })
+    return {"pruner": args["pruner"], "seed": args["seed"], "trials": trials}
+
+
+def time_to(trials: list[dict[str, Any]], target: float) -> float | None:
+    """Training seconds (trained + pruned trials, in order) until a trained trial's error <= target."""
+    spent = 0.0
+    for t in trials:
+        if t["status"] in ("trained", "pruned"):
+            spent += t["seconds"]
+        if t["status"] == "trained" and t["error"] is not None and t["error"] <= target + 1e-12:
+            return spent
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mnist", default="../shared/data/mnist")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--minutes", type=float, default=1.5, help="wall-clock budget of each study")
+    p.add_argument("--train-subset", type=int, default=3000)
+    p.add_argument("--val-size", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--pruner", nargs="+", default=["hyperband"], help="pruner names or JSON specs, each compared with no pruning")
+    p.add_argument("--limit", type=float, default=None, help="latency limit in ms (default: calibrated)")
+    p.add_argument("--jobs", type=int, default=1, help="studies run at once (each on one thread)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    limit = args.limit if args.limit is not None else calibrate_limit()
+    jobs = [
+        {"pruner": pr, "seed": s, "mnist": args.mnist, "train_subset": args.train_subset, "val_size": args.val_size,
+         "epochs": args.epochs, "limit": limit, "minutes": args.minutes}
+        for s in args.seeds for pr in ("none", *args.pruner)
+    ]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as ex:
+            results = list(ex.map(run_study, jobs))
+    else:
+        results = [run_study(j) for j in jobs]
+    out: dict[str, Any] = {"limit_ms": limit, "minutes": args.minutes, "train_subset": args.train_subset,
+                           "val_size": args.val_size, "epochs": args.epochs, "goal": "median ratio <= 0.5", "pruners": {}}
+    for pr in args.pruner:
+        rows = []
+        for s in args.seeds:
+            base = next(r for r in results if r["seed"] == s and r["pruner"] == "none")
+            pruned = next(r for r in results if r["seed"] == s and r["pruner"] == pr)
+            errs = [t["error"] for t in base["trials"] if t["error"] is not None]
+            target = min(errs) if errs else None
+            t_base = time_to(base["trials"], target) if target is not None else None
+            t_pruned = time_to(pruned["trials"], target) if target is not None else None
+            perrs = [t["error"] for t in pruned["trials"] if t["error"] is not None]
+            count = lambda r, st: sum(t["status"] == st for t in r["trials"])  # noqa: E731
+            rows.append({
+                "seed": s, "target_error": target,
+                "unpruned_s": t_base, "pruned_s": t_pruned,
+                "ratio": (t_pruned / t_base) if (t_pruned is not None and t_base) else None,
+                "unpruned_best": target, "pruned_best": min(perrs) if perrs else None,
+                "unpruned_trials": {st: count(base, st) for st in ("trained", "over_budget", "failed")},
+                "pruned_trials": {st: count(pruned, st) for st in ("trained", "pruned", "over_budget", "failed")},
+                "pruned_at_epochs": sorted(t["epochs"] for t in pruned["trials"] if t["status"] == "pruned"),
+            })
+        ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in rows]
+        out["pruners"][pr] = {"rows": rows, "median_ratio": statistics.median(ratios)}
+    out["raw"] = results
+    for pr, res in out["pruners"].items():
+        print(f"{pr}: median ratio {res['median_ratio']:.3g}")
+        for r in res["rows"]:
+            print(f"  seed {r['seed']}: target {r['target_error']}, unpruned {r['unpruned_s']} s, pruned {r['pruned_s']} s, "
+                  f"best {r['unpruned_best']} vs {r['pruned_best']}, trials {r['unpruned_trials']} vs {r['pruned_trials']}")
+    text = json.dumps({k: v for k, v in out.items() if k != "raw"}, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
