@@ -127,3 +127,15 @@ def test_same_seed_same_file_same_proposals_and_trained_results():
         runs.append([(r.params, r.status, r.metrics.get("error"), r.metrics.get("test_error")) for r in summary.records])
     assert runs[0] == runs[1]
     assert all(status == "trained" for _, status, _, _ in runs[0])
+
+
+def test_cost_model_keys_reach_the_study(tmp_path):
+    from hwtune.study import parse_study_file
+
+    study, _, _ = study_from_file(parse_study_file({**GOOD, "cost_model": "none"}))
+    assert study.cost_model is None
+    study, _, _ = study_from_file(parse_study_file({**GOOD, "cost_model": "gp", "skip_threshold": 0.05, "cost_model_file": str(tmp_path / "c.json")}))
+    assert (study.cost_model, study.skip_threshold, study.cost_model_file) == ("gp", 0.05, str(tmp_path / "c.json"))
+    with pytest.raises(ConfigError) as e:
+        study_from_file(parse_study_file({**GOOD, "cost_model": "oracle"}))
+    assert e.value.field == "cost_model"

@@ -74,6 +74,9 @@ class StudyFile(_Strict):
     sampler: str = "tpe"
     latency: LatencySpec = Field(default_factory=LatencySpec)
     pruner: str | dict[str, Any] | None = None
+    cost_model: str = "auto"
+    skip_threshold: float = Field(default=0.01, ge=0, lt=1)
+    cost_model_file: str | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
 
     @field_validator("constraints", mode="before")
@@ -209,6 +212,9 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         seed=spec.seed,
         latency_rel_ci=spec.latency.rel_ci,
         latency_max_time_s=spec.latency.max_time_s,
+        cost_model=None if spec.cost_model == "none" else spec.cost_model,
+        skip_threshold=spec.skip_threshold,
+        cost_model_file=spec.cost_model_file,
         description={"data": data.describe(), "family": family.name},
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
