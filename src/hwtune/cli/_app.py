@@ -81,6 +81,10 @@ from hwtune.cli._profile_cmd import profile_command  # noqa: E402
 
 app.command("profile")(profile_command)
 
+from hwtune.costmodel._cli import costmodel_app  # noqa: E402
+
+app.add_typer(costmodel_app, name="costmodel")
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -75,7 +75,7 @@ class StudyFile(_Strict):
     latency: LatencySpec = Field(default_factory=LatencySpec)
     pruner: str | dict[str, Any] | None = None
     cost_model: str = "auto"
-    skip_threshold: float = Field(default=0.01, ge=0, lt=1)
+    skip_threshold: float = Field(default=0.001, ge=0, lt=1)
     cost_model_file: str | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
 

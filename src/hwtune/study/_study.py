@@ -167,7 +167,7 @@ class Study:
         latency_max_time_s: float = 3.0,
         description: Mapping[str, Any] | None = None,
         cost_model: str | None = "auto",
-        skip_threshold: float = 0.01,
+        skip_threshold: float = 0.001,
         cost_model_file: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():

@@ -1,0 +1,189 @@
+"""Turning hardware-relevant params into a feature matrix for the cost models."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from hwtune.exceptions import ConfigError
+from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+
+__all__ = ["Featurizer", "DerivedFn"]
+
+DerivedFn = Callable[[Mapping[str, Any]], Mapping[str, float]]
+"""``derived(params) -> {feature name: value}``: features a model family computes without training
+(FLOPs, parameter count, activation sizes, layer counts)."""
+
+
+class Featurizer:
+    """Feature matrix of the hardware-relevant params of a search space.
+
+    Columns, in order: for each hardware-relevant searched param (``space.hardware_names()``, fixed
+    params left out), a one-hot block for a categorical (one column per choice), or one column in
+    [0, 1] for an int/float (scaled over [low, high], in log space when the param is log); a 0/1
+    "active" column after each conditional param (an inactive param has zeros in its own columns);
+    then the derived features, sorted by name (``log1p`` applied when ``log_derived``).
+
+    With few observations, fewer features predict better: when the derived features describe the
+    cost well (layer counts by type, FLOPs), ``include_params=False`` leaves the param columns out.
+
+    Args:
+        space: the search space.
+        derived: optional callable giving extra features from a (complete) param dict.
+        log_derived: apply ``log1p`` to derived features (they must then be > -1); useful for
+            quantities that span decades such as FLOPs.
+        derived_name: a label stored with saved models, so that a later study can check that it
+            supplies the same derived features.
+        include_params: include the param columns (needs ``derived`` when False).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        derived: DerivedFn | None = None,
+        *,
+        log_derived: bool = False,
+        derived_name: str | None = None,
+        include_params: bool = True,
+    ) -> None:
+        if not include_params and derived is None:
+            raise ConfigError("include_params", "without params and without derived features there is nothing to learn from.", "pass derived= or keep include_params=True.")
+        self.include_params = bool(include_params)
+        self.space = space
+        self.derived = derived
+        self.log_derived = log_derived
+        self.derived_name = derived_name or (getattr(derived, "__name__", "derived") if derived else None)
+        self.param_names: list[str] = [n for n in space.hardware_names() if not isinstance(space[n], FixedParam)]
+        names: list[str] = []
+        for n in self.param_names:
+            p = space[n]
+            if isinstance(p, CategoricalParam):
+                names.extend(f"{n}={c!r}" for c in p.choices)
+            else:
+                names.append(n)
+            if p.condition is not None:
+                names.append(f"{n}:active")
+        self._param_columns = names if include_params else []
+        self._derived_keys: list[str] | None = None
+
+    # -- columns -------------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the columns (derived ones known after the first :meth:`transform`)."""
+        return self._param_columns + [f"derived:{k}" for k in (self._derived_keys or [])]
+
+    @property
+    def n_param_features(self) -> int:
+        """Number of columns that come from the params themselves (not derived)."""
+        return len(self._param_columns)
+
+    def transform(self, params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Features of candidates.
+
+        Args:
+            params_list: n param dicts (extra keys, e.g. training params, are ignored).
+
+        Returns:
+            Array of shape (n, d) with d = ``len(feature_names)``.
+
+        Raises:
+            ConfigError: a hardware-relevant param is missing, out of its range or not a choice.
+        """
+        rows = [self._row(p, i) for i, p in enumerate(params_list)]
+        if not rows:
+            return np.zeros((0, len(self.feature_names)))
+        return np.asarray(rows, dtype=float)
+
+    def _row(self, params: Mapping[str, Any], i: int) -> list[float]:
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"candidates[{i}]", f"expected a dict of params, got {type(params).__name__}.")
+        out: list[float] = []
+        for n in self.param_names:
+            p = self.space[n]
+            active = n in params and params[n] is not None
+            if p.condition is None and not active:
+                raise ConfigError(
+                    f"candidates[{i}].{n}",
+                    "hardware-relevant param is missing.",
+                    f"pass every param of {self.param_names} (the cost depends on each).",
+                )
+            if isinstance(p, CategoricalParam):
+                block = [0.0] * len(p.choices)
+                if active:
+                    block[self._choice_index(p, n, params[n], i)] = 1.0
+                out.extend(block)
+            else:
+                assert isinstance(p, (IntParam, FloatParam))
+                out.append(self._scale(p, n, params[n], i) if active else 0.0)
+            if p.condition is not None:
+                out.append(1.0 if active else 0.0)
+        if not self.include_params:
+            out = []
+        if self.derived is not None:
+            out.extend(self._derived_row(params, i))
+        return out
+
+    @staticmethod
+    def _choice_index(p: CategoricalParam, name: str, value: Any, i: int) -> int:
+        for j, c in enumerate(p.choices):
+            if c == value and isinstance(c, bool) == isinstance(value, bool):
+                return j
+        raise ConfigError(
+            f"candidates[{i}].{name}",
+            f"{value!r} is not one of the choices {list(p.choices)}.",
+            "use a value from the search space (the cost model was built for it).",
+        )
+
+    @staticmethod
+    def _scale(p: IntParam | FloatParam, name: str, value: Any, i: int) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"candidates[{i}].{name}", f"expected a number, got {value!r}.")
+        v = float(value)
+        if not math.isfinite(v):
+            raise ConfigError(f"candidates[{i}].{name}", f"expected a finite number, got {value!r}.")
+        lo, hi = float(p.low), float(p.high)
+        if p.log:
+            if v <= 0:
+                raise ConfigError(f"candidates[{i}].{name}", f"log-scaled param needs a value > 0, got {value!r}.")
+            return (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
+        return (v - lo) / (hi - lo)
+
+    def _derived_row(self, params: Mapping[str, Any], i: int) -> list[float]:
+        assert self.derived is not None
+        try:
+            d = dict(self.derived(params))
+        except Exception as e:  # noqa: BLE001 - the user's callable; name it in the error
+            raise ConfigError(
+                f"candidates[{i}]",
+                f"derived features ({self.derived_name}) failed: {type(e).__name__}: {e}.",
+                "fix the derived-feature function or leave it out.",
+            ) from e
+        if self._derived_keys is None:
+            self._derived_keys = sorted(d)
+        elif sorted(d) != self._derived_keys:
+            raise ConfigError(
+                f"candidates[{i}]",
+                f"derived features changed names: got {sorted(d)}, expected {self._derived_keys}.",
+                "return the same keys for every candidate.",
+            )
+        vals = []
+        for k in self._derived_keys:
+            v = float(d[k])
+            if self.log_derived:
+                v = math.log1p(v) if v > -1 else float("nan")
+            if not math.isfinite(v):
+                raise ConfigError(f"candidates[{i}].derived:{k}", f"non-finite derived feature {d[k]!r}.")
+            vals.append(v)
+        return vals
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data description (the callable itself is not stored, only its label and keys)."""
+        return {
+            "space": self.space.to_dict(),
+            "derived_name": self.derived_name,
+            "derived_keys": self._derived_keys,
+            "log_derived": self.log_derived,
+            "include_params": self.include_params,
+        }
