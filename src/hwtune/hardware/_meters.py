@@ -212,16 +212,13 @@ class Sampler:
         self.values.append(v)
 
     def _run(self) -> None:
-        nxt = self.clock()
-        while not self._stop.is_set():
+        # start() took the first sample synchronously: wait one interval before the next
+        nxt = self.clock() + self.interval
+        while not self._stop.wait(max(0.0, nxt - self.clock())):
             self._sample()
             nxt += self.interval
-            delay = nxt - self.clock()
-            if delay < 0:  # fell behind (slow sensor call): do not burst to catch up
+            if nxt < self.clock():  # fell behind (slow sensor call): do not burst to catch up
                 nxt = self.clock()
-                delay = 0.0
-            if self._stop.wait(delay):
-                break
 
     def start(self) -> None:
         self.times, self.values, self.error = [], [], None
