@@ -6,11 +6,12 @@ import math
 import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Union
-
-import optuna.distributions as od
+from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
 from hwtune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna.distributions as od
 
 __all__ = ["Role", "Condition", "IntParam", "FloatParam", "CategoricalParam", "FixedParam", "Param", "ROLES"]
 
@@ -100,7 +101,9 @@ class IntParam(_Base):
         if self.log and self.step != 1:
             raise ConfigError(f"{name}.step", "log scale and step cannot be combined.", "drop step or set log: false.")
 
-    def distribution(self) -> od.BaseDistribution:
+    def distribution(self) -> "od.BaseDistribution":
+        import optuna.distributions as od  # Optuna only where a distribution is asked for
+
         return od.IntDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def corners(self) -> list[Any]:
@@ -129,7 +132,9 @@ class FloatParam(_Base):
         if self.step is not None and (self.step <= 0 or self.log):
             raise ConfigError(f"{name}.step", "step must be > 0 and cannot be combined with log.")
 
-    def distribution(self) -> od.BaseDistribution:
+    def distribution(self) -> "od.BaseDistribution":
+        import optuna.distributions as od  # Optuna only where a distribution is asked for
+
         return od.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def corners(self) -> list[Any]:
@@ -151,7 +156,9 @@ class CategoricalParam(_Base):
             if not isinstance(c, (int, float, str, bool)) and c is not None:
                 raise ConfigError(f"{name}.choices", f"choice {c!r} is not a number, string or boolean.")
 
-    def distribution(self) -> od.BaseDistribution:
+    def distribution(self) -> "od.BaseDistribution":
+        import optuna.distributions as od  # Optuna only where a distribution is asked for
+
         return od.CategoricalDistribution(self.choices)
 
     def corners(self) -> list[Any]:
