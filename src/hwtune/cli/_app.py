@@ -85,6 +85,10 @@ from hwtune.costmodel._cli import costmodel_app  # noqa: E402
 
 app.add_typer(costmodel_app, name="costmodel")
 
+from hwtune.search._bench_cli import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
+
 
 def main() -> None:
     """Console-script entry point."""

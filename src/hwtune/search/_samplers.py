@@ -33,12 +33,31 @@ def _tpe(seed: int | None, n_startup_trials: int = 10, **_: Any) -> BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True, group=True)
 
 
-SAMPLERS: dict[str, Callable[..., BaseSampler]] = {"random": _random, "tpe": _tpe}
+def _hwtune(
+    seed: int | None,
+    space: Any = None,
+    objectives: Any = None,
+    constraints: Any = None,
+    cost_model: Any = None,
+    **options: Any,
+) -> BaseSampler:
+    # Hardware-aware constrained BO (hwtune.search._hwsampler). Without space/objectives/constraints
+    # it reads them from the study's stored definition (``hwtune:config``) at the first proposal.
+    from hwtune.search._hwsampler import HwSampler
+
+    return HwSampler(space, objectives, constraints, seed=seed, cost_model=cost_model, **options)
+
+
+SAMPLERS: dict[str, Callable[..., BaseSampler]] = {"hwtune": _hwtune, "random": _random, "tpe": _tpe}
 """Sampler name -> factory ``(seed, **options) -> optuna BaseSampler``."""
 
 
 def make_sampler(name: str | BaseSampler, seed: int | None = None, field: str = "sampler", **options: Any) -> BaseSampler:
-    """A sampler by name (``random``, ``tpe``), or an Optuna sampler instance passed through."""
+    """A sampler by name (``hwtune``, ``random``, ``tpe``), or an Optuna sampler instance passed through.
+
+    ``options`` go to the factory; every factory accepts (and the baselines ignore) ``space=``,
+    ``objectives=`` and ``constraints=``, so a study can always pass its definition.
+    """
     if isinstance(name, BaseSampler):
         return name
     try:

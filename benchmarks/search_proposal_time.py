@@ -1,0 +1,96 @@
+"""Proposal time of hwtune's sampler at N observations, against Optuna's GPSampler.
+
+Builds a study of N trained NB201 networks (cifar10, pixel3, 10 % latency quantile) with random
+search through the real study loop, then times single proposals of each sampler on that study.
+
+    .venv/bin/python benchmarks/search_proposal_time.py --n 100 --repeats 20
+
+Single-threaded (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as the bench runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100, help="trained networks in the study")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--device", default="pixel3")
+    ap.add_argument("--quantile", type=float, default=0.10)
+    ap.add_argument("--fill", choices=("hwtune", "random"), default="hwtune", help="sampler that fills the study")
+    args = ap.parse_args()
+
+    import numpy as np
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from hwtune.search._hwsampler import HwSampler
+    from hwtune.search._nb201_problem import NB201Problem, SimulatedNB201, nb201_cell_features
+    from hwtune.study import Study
+
+    P = NB201Problem("cifar10", args.device, quantile=args.quantile)
+    sim = SimulatedNB201(P)
+    cons = [f"latency_ms <= {P.limit!r}"]
+    filler = HwSampler(P.space, "minimize: error", cons, seed=0, features=nb201_cell_features) if args.fill == "hwtune" else "random"
+    st = Study("timing", P.space, objectives="minimize: error", constraints=cons, storage=None, sampler=filler, seed=0)
+    st.optimize(sim.build_model, sim.train_and_evaluate, measure=sim.measure, n_trained=args.n)
+    study = st.optuna_study
+    n_trials = len(study.trials)
+
+    def time_hwtune(**kw: object) -> list[float]:
+        s = HwSampler(P.space, "minimize: error", cons, seed=0, **kw)
+        s.propose(study, 1)  # first call enumerates the space and encodes it once
+        out = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            s.propose(study, 1)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    def time_optuna_gp(constrained: bool = True) -> list[float]:
+        # Optuna's GPSampler on the same trials (it sees the completed ones), in a copy of the study;
+        # unconstrained: the same trials without their constraint values (one GP instead of two)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp = optuna.samplers.GPSampler(seed=0)
+            s2 = optuna.create_study(sampler=gp)
+            for t in study.trials:
+                if t.state == optuna.trial.TrialState.COMPLETE:
+                    if not constrained:
+                        t = optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.value)
+                    s2.add_trial(t)
+            out = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                tr = s2.ask()
+                for e in P.space:
+                    tr.suggest_categorical(e, P.space[e].choices)
+                out.append(time.perf_counter() - t0)
+                s2.tell(tr, state=optuna.trial.TrialState.FAIL)
+            return out
+
+    rows = [
+        ("hwtune (cell features)", time_hwtune(features=nb201_cell_features)),
+        ("hwtune (params only)", time_hwtune()),
+        ("optuna GPSampler", time_optuna_gp()),
+        ("optuna GPSampler, no constr.", time_optuna_gp(False)),
+    ]
+    print(f"study filled by {args.fill}: {args.n} trained, {n_trials} trials ({P.describe()})")
+    for name, ts in rows:
+        ms = [1000 * t for t in ts]
+        print(f"{name:30s} median {statistics.median(ms):7.1f} ms   mean {statistics.fmean(ms):7.1f} ms   max {max(ms):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
