@@ -181,3 +181,47 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert len({t.user_attrs["hwtune:worker"]["pid"] for t in trials}) == 2
     assert summary.counts["trained"] == len(trials)
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # workers seeded apart
+
+
+# -- the default sampler: hwtune's hardware-aware BO ------------------------------------------------
+def test_default_sampler_is_hwtune_with_the_study_definition():
+    from hwtune.search import HwSampler
+
+    s = Study("dflt", d.SPACE, constraints=["latency_ms <= 5"], cost_model=None)
+    sampler = s._sampler()
+    assert isinstance(sampler, HwSampler)
+    assert [str(c) for c in sampler._constraints] == ["latency_ms <= 5"] and sampler._space is s.space
+
+
+def test_default_sampler_never_trains_over_budget_and_is_deterministic():
+    runs = []
+    for _ in range(2):
+        s = Study("dflt", d.SPACE, constraints=["latency_ms <= 5"], cost_model=None, seed=3)
+        summary = s.optimize(d.build, d.train, measure=d.measure, n_trials=20)
+        runs.append([(r.params, r.status, r.values) for r in summary.records])
+        trained = [r for r in summary.records if r.status == "trained"]
+        assert trained and all(r.params["width"] <= 5 for r in trained)
+        # the sampler learns where the budget ends: over-budget measurements stop early
+        over = [i for i, r in enumerate(summary.records) if r.status == "over_budget"]
+        assert len(over) <= 6, over
+    assert runs[0] == runs[1]
+
+
+def test_default_sampler_in_the_other_two_modes():
+    s = Study("m2", d.SPACE, objectives={"minimize": "latency_ms"}, constraints=["error <= 0.3"], cost_model=None)
+    best = s.optimize(d.build, d.train, measure=d.measure, n_trials=15).best[0]
+    assert best.metrics["error"] <= 0.3
+    s = Study("m3", d.SPACE, objectives={"minimize": ["error", "latency_ms"]}, cost_model=None)
+    front = s.optimize(d.build, d.train, measure=d.measure, n_trials=15).best
+    assert len(front) >= 3
+
+
+def test_default_sampler_with_two_worker_processes(tmp_path):
+    import json
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = Study("w2", d.SPACE, constraints=["latency_ms <= 10"], storage=url, cost_model=None)
+    study.optimize(d.build, d.slow_train, measure=d.measure, n_trials=8, n_workers=2)
+    trials = study.optuna_study.trials
+    assert len({t.user_attrs["hwtune:worker"]["pid"] for t in trials}) == 2
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # no duplicate proposals

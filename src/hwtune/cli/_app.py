@@ -39,7 +39,7 @@ def run(
     trials: Optional[int] = typer.Option(None, help="Trials the study should hold when done (overrides budget.trials)."),
     trained: Optional[int] = typer.Option(None, help="Trained networks the study should hold when done (overrides budget.trained)."),
     minutes: Optional[float] = typer.Option(None, help="Wall-clock limit of this run in minutes (overrides budget.minutes)."),
-    sampler: Optional[str] = typer.Option(None, help="random | tpe (overrides the study file)."),
+    sampler: Optional[str] = typer.Option(None, help="hwtune | tpe | random (overrides the study file)."),
     seed: Optional[int] = typer.Option(None, help="Seed of proposals and training (overrides the study file)."),
     workers: int = typer.Option(1, min=1, help="Worker processes sharing the study through the storage."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

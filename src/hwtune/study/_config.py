@@ -71,7 +71,7 @@ class StudyFile(_Strict):
     inference_batch_size: int = Field(default=1, ge=1)
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec(trials=30))
     seed: int = 0
-    sampler: str = "tpe"
+    sampler: str = "hwtune"
     latency: LatencySpec = Field(default_factory=LatencySpec)
     pruner: str | dict[str, Any] | None = None
     cost_model: str = "auto"

@@ -131,7 +131,8 @@ class Study:
         device: ``"cpu"`` or ``"cpu:<threads>"``, or a device object; where the default meter measures.
         input_shape: shape of one input sample (no batch dim), for the default meter.
         inference_batch_size: batch size of the latency measurement.
-        sampler: ``"tpe"``, ``"random"`` or an Optuna sampler instance.
+        sampler: ``"hwtune"`` (hardware-aware constrained BO, :class:`hwtune.search.HwSampler`),
+            ``"tpe"``, ``"random"``, or an Optuna sampler instance.
         pruner: an Optuna pruner (``None``: never prune).
         seed: seeds the sampler and every trial's training.
         latency_rel_ci: the default meter times until the median's 95 % CI is within ± this share.
@@ -160,7 +161,7 @@ class Study:
         device: str | CPUDevice | None = "cpu",
         input_shape: Sequence[int] | None = None,
         inference_batch_size: int = 1,
-        sampler: str | BaseSampler = "tpe",
+        sampler: str | BaseSampler = "hwtune",
         pruner: optuna.pruners.BasePruner | None = None,
         seed: int = 0,
         latency_rel_ci: float = 0.05,
@@ -237,8 +238,13 @@ class Study:
 
     # -- storage ---------------------------------------------------------------------------------
     def _sampler(self, worker: int = 0) -> BaseSampler:
-        seed = self.seed + worker if isinstance(self.sampler_spec, str) else None
-        return make_sampler(self.sampler_spec, seed)
+        if not isinstance(self.sampler_spec, str):
+            return self.sampler_spec
+        # every factory takes the study's definition (the baselines ignore it); workers are seeded apart
+        return make_sampler(
+            self.sampler_spec, self.seed + worker,
+            space=self.space, objectives=self.objectives, constraints=self.constraints,
+        )
 
     def open(self, worker: int = 0) -> optuna.Study:
         """Create the study in the storage, or load it and check it is the same study."""
