@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hwtune.search._candidates import Encoder, enumerate_space, mutate_configs, random_configs, space_from_distributions
-from hwtune.search._costmodel_interim import MeasuredCostModel
+from hwtune.search._cost_gp import MeasuredCostModel
 from hwtune.search._gp import GaussianProcess, check_gradient
 from hwtune.space import SearchSpace
 

@@ -58,7 +58,7 @@ from hwtune.search._candidates import (
     random_configs,
     space_from_distributions,
 )
-from hwtune.search._costmodel_interim import MeasuredCostModel
+from hwtune.search._cost_gp import MeasuredCostModel
 from hwtune.search._gp import GaussianProcess, GPHyper
 from hwtune.space import CategoricalParam, Constraint, FixedParam, Objective, SearchSpace, parse_constraints, parse_objectives
 from hwtune.space._metrics import METRICS
