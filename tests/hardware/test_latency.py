@@ -36,6 +36,33 @@ def test_median_ci_small_samples_return_the_range() -> None:
         median_confidence_interval(np.array([]))
 
 
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_median_ci_rank_is_the_binomial_quantile(confidence: float) -> None:
+    from scipy import stats
+
+    from hwtune.hardware._latency import _median_ci_rank
+
+    for n in [*range(1, 300), 1000, 12_345, 100_000]:
+        assert _median_ci_rank(n, confidence) == int(stats.binom.ppf((1 - confidence) / 2, n, 0.5)), n
+
+
+def test_ci_of_the_median_imports_nothing_inside_a_measurement_window() -> None:
+    # the first CI check runs inside the first measurement window: a one-time import there (scipy.stats
+    # took 1-2 s of CPU) inflated that window's wall time, energy and CPU time per call (seen on an H100)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from hwtune.hardware._latency import median_confidence_interval\n"
+        "before = set(sys.modules)\n"
+        "median_confidence_interval(np.arange(50.0))\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", out
+
+
 def test_stops_at_min_repeats_when_samples_are_identical() -> None:
     calls = []
     res = time_until_confident(lambda: calls.append(1), timer=lambda call: (call(), 2.0)[1], min_repeats=10,
