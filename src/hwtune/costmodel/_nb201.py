@@ -6,13 +6,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwtune.space import CategoricalParam, SearchSpace
-from hwtune.tabular import NB201_EDGES, NB201_OPS, NB201Table
+from hwtune.tabular import NB201_EDGES, NB201_OPS, NB201Table, nb201_cell_structure, nb201_space
 
 __all__ = ["nb201_space", "nb201_params", "nb201_derived", "nb201_derived_full", "NB201_DERIVED_KEYS", "NB201_DERIVED_FULL_KEYS"]
 
-# (from node, to node) of each edge, in the order of NB201_EDGES
-_EDGE_NODES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 # CIFAR network of NAS-Bench-201: 3 stages of 5 cells, (channels, feature-map side) per stage
 _STAGES: tuple[tuple[int, int], ...] = ((16, 32), (32, 16), (64, 8))
 _CELLS_PER_STAGE = 5
@@ -30,29 +27,10 @@ NB201_DERIVED_KEYS: tuple[str, ...] = ("mflops", "mparams", "n_conv3", "n_conv1"
 """Names returned by :func:`nb201_derived`: FLOPs, parameters and layer counts by type."""
 
 
-def nb201_space() -> SearchSpace:
-    """The NB201 cell as a search space: six categorical edges (role ``architecture``)."""
-    return SearchSpace({e: CategoricalParam(role="architecture", choices=NB201_OPS) for e in NB201_EDGES})
-
-
 def nb201_params(table: NB201Table, rows: Sequence[int] | np.ndarray | None = None) -> list[dict[str, str]]:
     """Param dicts ``{edge: op}`` of table rows (all rows by default)."""
     codes = table.ops if rows is None else table.ops[np.asarray(rows, dtype=int)]
     return [{e: NB201_OPS[int(c)] for e, c in zip(NB201_EDGES, r)} for r in codes]
-
-
-def _alive(ops: Sequence[str]) -> list[bool]:
-    """Which edges lie on a path from the cell input (node 0) to its output (node 3) through non-zero ops."""
-    real = [o != "none" for o in ops]
-    fed = [True, False, False, False]
-    for (i, j), r in zip(_EDGE_NODES, real):  # edges are in topological order of their target
-        if r and fed[i]:
-            fed[j] = True
-    drains = [False, False, False, True]
-    for (i, j), r in reversed(list(zip(_EDGE_NODES, real))):
-        if r and drains[j]:
-            drains[i] = True
-    return [r and fed[i] and drains[j] for (i, j), r in zip(_EDGE_NODES, real)]
 
 
 def nb201_derived(params: Mapping[str, Any]) -> dict[str, float]:
@@ -81,21 +59,13 @@ def nb201_derived_full(params: Mapping[str, Any]) -> dict[str, float]:
         params: ``{edge name: operation}`` for the six :data:`hwtune.tabular.NB201_EDGES`.
     """
     ops = [str(params[e]) for e in NB201_EDGES]
-    for e, o in zip(NB201_EDGES, ops):
-        if o not in NB201_OPS:
-            raise ValueError(f"{e}: unknown operation {o!r}; known: {NB201_OPS}")
-    alive = _alive(ops)
+    cell = nb201_cell_structure(params)  # validates the operations
     out: dict[str, float] = {}
     for op, short in _OPS_SHORT.items():
-        out[f"n_{short}"] = float(sum(o == op for o in ops))
-        out[f"alive_{short}"] = float(sum(o == op and a for o, a in zip(ops, alive)))
-    out["connected"] = float(any(alive))
-    # longest input->output path counted in conv/pool ops, over alive edges
-    depth = [0.0, -np.inf, -np.inf, -np.inf]
-    for (i, j), o, a in zip(_EDGE_NODES, ops, alive):
-        if a:
-            depth[j] = max(depth[j], depth[i] + (o != "skip_connect"))
-    out["depth"] = float(depth[3]) if np.isfinite(depth[3]) else 0.0
+        out[f"n_{short}"] = cell[f"n_{op}"]
+        out[f"alive_{short}"] = cell[f"alive_{op}"]
+    out["connected"] = cell["connected"]
+    out["depth"] = cell["depth"]
     # whole network: stem, 3 stages of cells, 2 residual reduction blocks, classifier
     macs = 9 * 3 * 16 * 32 * 32
     n_params = 9 * 3 * 16 + 2 * 16

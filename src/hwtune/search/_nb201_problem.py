@@ -14,22 +14,19 @@ So the bench exercises the real study loop (proposal, measure-before-train gatin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
 
 from hwtune.exceptions import ConfigError
-from hwtune.space import CategoricalParam, SearchSpace
-from hwtune.tabular import NB201_EDGES, NB201_OPS, load_nb201
+from hwtune.tabular import NB201_EDGES, NB201_OPS, load_nb201, nb201_cell_structure, nb201_space
 from hwtune.tabular._nb201 import ACCURACY_COLUMNS
 
 __all__ = ["NB201Problem", "SimulatedNB201", "nb201_search_space", "nb201_cell_features"]
 
 
-def nb201_search_space() -> SearchSpace:
-    """The six edges of the NB201 cell, each one of five operations (architecture params)."""
-    return SearchSpace({e: CategoricalParam(role="architecture", choices=NB201_OPS) for e in NB201_EDGES})
+nb201_search_space = nb201_space
+"""The six edges of the NB201 cell, each one of five operations (architecture params)."""
 
 
 @dataclass
@@ -159,36 +156,8 @@ class SimulatedNB201:
         return out
 
 
-_EDGE_NODES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
-
-
 def nb201_cell_features(params: Mapping[str, Any]) -> dict[str, float]:
     """Features of an NB201 cell known without training (for ``HwSampler(features=...)``): per
     operation, how many edges use it and how many of those lie on an input-output path; whether the
-    cell is connected; the longest path in convolutions/poolings."""
-    return dict(_cell_features(tuple(str(params[e]) for e in NB201_EDGES)))
-
-
-@lru_cache(maxsize=None)
-def _cell_features(ops: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
-    real = [o != "none" for o in ops]
-    fed = [True, False, False, False]
-    for (i, j), r in zip(_EDGE_NODES, real):
-        if r and fed[i]:
-            fed[j] = True
-    drains = [False, False, False, True]
-    for (i, j), r in reversed(list(zip(_EDGE_NODES, real))):
-        if r and drains[j]:
-            drains[i] = True
-    alive = [r and fed[i] and drains[j] for (i, j), r in zip(_EDGE_NODES, real)]
-    out: dict[str, float] = {}
-    for op in NB201_OPS[1:]:
-        out[f"n_{op}"] = float(sum(o == op for o in ops))
-        out[f"alive_{op}"] = float(sum(o == op and a for o, a in zip(ops, alive)))
-    out["connected"] = float(any(alive))
-    depth = [0.0, -np.inf, -np.inf, -np.inf]
-    for (i, j), o, a in zip(_EDGE_NODES, ops, alive):
-        if a:
-            depth[j] = max(depth[j], depth[i] + (o != "skip_connect"))
-    out["depth"] = float(depth[3]) if np.isfinite(depth[3]) else 0.0
-    return tuple(out.items())
+    cell is connected; the longest path in convolutions/poolings (:func:`hwtune.tabular.nb201_cell_structure`)."""
+    return nb201_cell_structure(params)
