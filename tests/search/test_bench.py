@@ -65,8 +65,8 @@ def test_baselines_through_the_study_loop(pixel3: NB201Problem):
 
 
 def test_hwtune_in_the_bench_wastes_nothing_and_measures_little(pixel3: NB201Problem):
-    r = run_method(pixel3, "hwtune", 0, 15)
-    assert r.wasted == 0 and r.trained == 15
+    r = run_method(pixel3, "hwtune", 0, 25)  # the first checkpoint: 25 trained
+    assert r.wasted == 0 and r.trained == 25
     assert r.measurements <= 3 * r.trained
     assert r.curve[-1] < 2.0
 

@@ -202,6 +202,10 @@ class HwSampler(BaseSampler):
             the cost model every ``rescreen_every`` proposals (and after each refit of its
             hyperparameters); in between, rows found clearly over budget (probability < 0.001) are
             skipped.
+        screen_limit: most rows of an enumerated space whose cost is predicted per proposal when the
+            cost model's inputs are all distinct (params without ``features``): beyond it, a random
+            subset (with the neighbours of the best and last round's best) is screened each time, which
+            bounds the proposal time (15,625 one-hot NB201 cells: 138 -> 80 ms at 100 trained).
         enumerate_limit: spaces with at most this many configurations are enumerated.
         features: optional ``params -> {name: value}`` of features computed without training (FLOPs,
             parameter count, layers on the input-output path...) by the model family. The cost model then
@@ -227,6 +231,7 @@ class HwSampler(BaseSampler):
         n_startup: int = 5,
         min_feasibility: float = 1.0 / 3.0,
         pool_size: int = 3000,
+        screen_limit: int = 6000,
         enumerate_limit: int = 50_000,
         features: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
         cost_inputs: str = "features",
@@ -264,6 +269,7 @@ class HwSampler(BaseSampler):
         self.n_startup = n_startup
         self.min_feasibility = min_feasibility
         self.pool_size = pool_size
+        self.screen_limit = screen_limit
         self.enumerate_limit = enumerate_limit
         self.features = features
         self.n_mc = n_mc
@@ -551,7 +557,7 @@ class _LibraryCostModel:
 
 def _key(params: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
     """Hashable identity of a configuration restricted to ``names`` (absent params are ``None``)."""
-    return tuple(params.get(n) for n in names)
+    return tuple(map(params.get, names))
 
 
 def _features(fn: Callable[[Mapping[str, Any]], Mapping[str, float]], configs: Sequence[Mapping[str, Any]], width: int | None = None) -> np.ndarray:
@@ -785,6 +791,14 @@ class _Proposer:
             extra_rows = [key_row.get(self.key(c)) for c in extra]
             self._must_rows = {r for r in extra_rows if r is not None and mask[r]}
             rows = np.flatnonzero(mask)  # eligible rows: screened by the cost model, then subsampled
+            if len(rows) > self.s.screen_limit and (self.s.features is None or self.s.cost_inputs == "both"):
+                # every row is a distinct input of the cost model: screen a random subset each round
+                must = np.zeros(len(configs_all), dtype=bool)
+                must[sorted(self._must_rows)] = True
+                pick = self.rng.random(len(rows)) < self.s.screen_limit / len(rows)
+                rows = rows[pick | must[rows]]
+                self._full_screen, self.s._screen = False, None
+                return [configs_all[r] for r in rows], rows
             cache = self.s._screen
             if cache is not None and self._cost_marker() == cache[0] and self.s._round - cache[1] < self.s.rescreen_every:
                 # between full screens, only the rows that were not clearly over budget at the last one
