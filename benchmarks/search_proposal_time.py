@@ -4,6 +4,12 @@ Builds a study of N trained NB201 networks (cifar10, pixel3, 10 % latency quanti
 search through the real study loop, then times single proposals of each sampler on that study.
 
     .venv/bin/python benchmarks/search_proposal_time.py --n 100 --repeats 20
+    .venv/bin/python benchmarks/search_proposal_time.py --space default --n 100 --repeats 20
+
+``--space default``: the space of ``hwtune run``'s default study (12 mixed int / log-float /
+categorical params, 4 of them conditional), filled with a synthetic objective and latency (a smooth
+function of the params, labelled ``synthetic`` in the trials): a proposal's time depends on the number
+and kind of observations, not on their values, and training 100 real networks would time the trainer.
 
 Single-threaded (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as the bench runs.
 """
@@ -27,7 +33,10 @@ def main() -> None:
     ap.add_argument("--device", default="pixel3")
     ap.add_argument("--quantile", type=float, default=0.10)
     ap.add_argument("--fill", choices=("hwtune", "random"), default="hwtune", help="sampler that fills the study")
+    ap.add_argument("--space", choices=("nb201", "default"), default="nb201")
     args = ap.parse_args()
+    if args.space == "default":
+        return default_space(args)
 
     import numpy as np
     import optuna
@@ -90,6 +99,48 @@ def main() -> None:
     for name, ts in rows:
         ms = [1000 * t for t in ts]
         print(f"{name:30s} median {statistics.median(ms):7.1f} ms   mean {statistics.fmean(ms):7.1f} ms   max {max(ms):7.1f} ms")
+
+
+def default_space(args: argparse.Namespace) -> None:
+    import math
+    from importlib import resources
+
+    import optuna
+    import yaml
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from hwtune.hardware import HardwareReport, Measurement
+    from hwtune.search._hwsampler import HwSampler
+    from hwtune.study import Study
+
+    cfg = yaml.safe_load(resources.files("hwtune.study").joinpath("default_study.yaml").read_text())
+    space = cfg["space"]
+    for k in ("conv_layers", "filters_0", "kernel_0", "filters_1", "kernel_1", "filters_2", "kernel_2", "dense_units"):
+        space[k]["role"] = "architecture"  # as the cnn family marks them
+
+    def width(m: dict) -> float:
+        return sum((m.get(f"filters_{i}") or 0) * (m.get(f"kernel_{i}") or 0) / 3 for i in range(3))
+
+    def measure(m: dict, p: dict) -> HardwareReport:
+        lat = 0.2 + width(m) / 40 + m["dense_units"] / 400
+        return HardwareReport({"latency_ms": Measurement("latency_ms", lat, "ms", "synthetic", lat, lat, 1)})
+
+    def train(m: dict, p: dict, ctx: object) -> dict:
+        err = 0.3 / (1 + width(m) / 20) + abs(math.log(p["lr"]) + 3) / 20 + (1 - p["momentum"]) / 20
+        return {"error": err}
+
+    st = Study("timing", space, constraints=["latency_ms <= 1.5"], cost_model=None, seed=0)
+    st.optimize(lambda p: p, train, measure=measure, n_trained=args.n)
+    study = st.optuna_study
+    s = HwSampler(seed=0)  # reads the space and constraints stored with the study
+    s.propose(study, 1)
+    ts = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        s.propose(study, 1)
+        ts.append(1000 * (time.perf_counter() - t0))
+    print(f"default study space: {args.n} trained, {len(study.trials)} trials")
+    print(f"{'hwtune (mixed, conditional)':30s} median {statistics.median(ts):7.1f} ms   mean {statistics.fmean(ts):7.1f} ms   max {max(ts):7.1f} ms")
 
 
 if __name__ == "__main__":
