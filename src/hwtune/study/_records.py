@@ -23,6 +23,7 @@ __all__ = [
     "CONFIG_ATTR",
     "Status",
     "TrialRecord",
+    "trial_status",
 ]
 
 STATUS_ATTR = "hwtune:status"
@@ -51,6 +52,21 @@ CONFIG_ATTR = "hwtune:config"
 Status = Literal["trained", "over_budget", "predicted_over_budget", "pruned", "failed", "interrupted", "running", "waiting"]
 
 
+def trial_status(t: FrozenTrial) -> Status:
+    """hwtune's status of a trial, from its stored status and Optuna state (cheap: no record built)."""
+    status = t.user_attrs.get(STATUS_ATTR)
+    if t.state == TrialState.RUNNING:
+        return "running"
+    if t.state == TrialState.WAITING:
+        return "waiting"
+    if t.state == TrialState.FAIL and status == "running":
+        # the worker never finished it (killed, or its heartbeat stopped): see _storage.py
+        return "interrupted"
+    if status is None or (t.state == TrialState.FAIL and status not in ("failed", "interrupted")):
+        return "failed"
+    return status
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial as hwtune sees it."""
@@ -74,16 +90,7 @@ class TrialRecord:
     @classmethod
     def from_frozen(cls, t: FrozenTrial) -> "TrialRecord":
         ua = t.user_attrs
-        status = ua.get(STATUS_ATTR)
-        if t.state == TrialState.RUNNING:
-            status = "running"
-        elif t.state == TrialState.WAITING:
-            status = "waiting"
-        elif t.state == TrialState.FAIL and status == "running":
-            # the worker never finished it (killed, or its heartbeat stopped): see _storage.py
-            status = "interrupted"
-        elif status is None or (t.state == TrialState.FAIL and status not in ("failed", "interrupted")):
-            status = "failed"
+        status = trial_status(t)
         hw = {k: Measurement.from_dict(v) for k, v in (ua.get(HARDWARE_ATTR) or {}).items()}
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         return cls(

@@ -44,6 +44,7 @@ from hwtune.study._records import (
     STATUS_ATTR,
     WORKER_ATTR,
     TrialRecord,
+    trial_status,
 )
 from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_identity
 
@@ -464,7 +465,7 @@ class Study:
         """Trials by hwtune status."""
         counts: dict[str, int] = {}
         for t in self.optuna_study.get_trials(deepcopy=False):
-            s = TrialRecord.from_frozen(t).status
+            s = trial_status(t)
             counts[s] = counts.get(s, 0) + 1
         return counts
 
