@@ -13,6 +13,12 @@ Results are appended to a JSONL file, one line per architecture, so a run can st
     python benchmarks/hardware_nb201_rank.py --batch-size 1 --n 300 --budget-s 240
     python benchmarks/hardware_nb201_rank.py --batch-size 32 --n 300 --budget-s 240   # repeat until done
     python benchmarks/hardware_nb201_rank.py --report            # correlations of what is there
+
+On an NVIDIA GPU, with energy and power per inference for the same sample (NVML; the report adds
+their medians and sources):
+
+    python benchmarks/hardware_nb201_rank.py --device cuda:0 --batch-size 1 --energy --budget-s 580
+    python benchmarks/hardware_nb201_rank.py --device cuda:0 --batch-size 256 --energy --budget-s 580
 """
 
 from __future__ import annotations
@@ -80,8 +86,9 @@ def measure(args: argparse.Namespace) -> None:
             net = build_nb201(arch)
             x = torch.randn(args.batch_size, 3, 32, 32)
             t0 = time.perf_counter()
+            metrics = ["latency_ms", "power_w", "energy_mj"] if args.energy else ["latency_ms"]
             rep = profile(
-                net, x, device, ["latency_ms"], target_rel_ci=args.target_ci, max_time_s=args.max_time,
+                net, x, device, metrics, target_rel_ci=args.target_ci, max_time_s=args.max_time,
                 max_retries=args.retries, warmup_runs=args.warmup_runs, warmup_s=0.0, min_repeats=args.min_repeats,
             )
             m = rep["latency_ms"]
@@ -90,6 +97,8 @@ def measure(args: argparse.Namespace) -> None:
                 "latency_ms": m.value, "ci": [m.ci_low, m.ci_high], "n": m.repeats, "min_ms": m.extra.get("min_ms"), "p10_ms": m.extra.get("p10_ms"), "cpu_ms": m.extra.get("process_cpu_ms_per_call"), "converged": m.extra["converged"],
                 "disturbed": m.extra["disturbed_attempts"], "state": m.extra["state"],
                 "profile_s": round(time.perf_counter() - t0, 3),
+                **({k: rep[k].value for k in ("power_w", "energy_mj")} if args.energy else {}),
+                **({"energy_source": rep["energy_mj"].source} if args.energy else {}),
             }) + "\n")
             f.flush()
             n_new += 1
@@ -159,6 +168,14 @@ def report(args: argparse.Namespace) -> dict:
             cpu = np.array([rec["cpu_ms"] for rec in with_cpu])
             res["spearman_of_process_cpu_time"] = {"n": len(with_cpu), **{c: float(stats.spearmanr(cpu, table.latency[c][cr])[0]) for c in cols}}
             res["diagnosis"]["op_count_r2_process_cpu_time"] = op_count_fit(table.ops[cr], cpu)[1]
+        with_energy = [rec for rec in recs if rec.get("energy_mj") is not None]
+        if with_energy:  # --energy: per-inference energy and power of the sample, with their sources
+            e = np.array([rec["energy_mj"] for rec in with_energy])
+            w = np.array([rec["power_w"] for rec in with_energy if rec.get("power_w") is not None])
+            res["energy_per_inference_mj"] = {"n": len(e), "median": float(np.median(e)), "p10": float(np.percentile(e, 10)), "p90": float(np.percentile(e, 90))}
+            if len(w):
+                res["power_w"] = {"median": float(np.median(w)), "p10": float(np.percentile(w, 10)), "p90": float(np.percentile(w, 90))}
+            res["energy_sources"] = sorted({str(rec.get("energy_source")) for rec in with_energy})
         out["results"][path.stem] = res
     stems = {p.stem: p for p in args.out_dir.glob("hardware_nb201_rank_b*.jsonl")}
     for stem, path in stems.items():  # test-retest: the same architectures measured in two passes
@@ -194,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     p.add_argument("--tag", default="", help="suffix of the result file (e.g. pass2 for a test-retest pass)")
     p.add_argument("--report", action="store_true", help="only print the correlations of the results so far")
+    p.add_argument("--energy", action="store_true", help="also power and energy per inference (NVML on a GPU, RAPL or a labelled estimate on a CPU)")
     args = p.parse_args(argv)
     if not args.report:
         measure(args)
