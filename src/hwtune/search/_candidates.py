@@ -19,7 +19,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
-from hwtune.space._params import _COND_OPS
 
 __all__ = ["Encoder", "config_key", "enumerate_space", "random_configs", "mutate_configs", "space_size", "space_from_distributions"]
 
@@ -200,17 +199,8 @@ def _active(p: Any, columns: Mapping[str, list[Any]], n: int) -> list[bool]:
     ref = columns.get(cond.param)
     if ref is None:
         return [False] * n
-    compare, bound = _COND_OPS[cond.op], cond.value
-
-    def holds(v: Any) -> bool:
-        if v is _MISSING:
-            return False
-        try:
-            return bool(compare(v, bound))
-        except TypeError:
-            return False
-
-    return [holds(v) for v in ref]
+    test = cond.test
+    return [v is not _MISSING and test(v) for v in ref]
 
 
 def _to_configs(columns: Mapping[str, list[Any]], n: int) -> list[dict[str, Any]]:

@@ -65,8 +65,12 @@ class Condition:
         """Whether the condition is true for the params chosen so far (absent param: false)."""
         if self.param not in params:
             return False
+        return self.test(params[self.param])
+
+    def test(self, value: Any) -> bool:
+        """Whether the condition is true when its param has ``value`` (incomparable types: false)."""
         try:
-            return bool(_COND_OPS[self.op](params[self.param], self.value))
+            return bool(_COND_OPS[self.op](value, self.value))
         except TypeError:
             return False
 
