@@ -84,3 +84,13 @@ def test_bad_space_entries_name_the_field_and_fix(spec, field, words):
         SearchSpace.from_dict(spec)
     assert e.value.field == field
     assert words in str(e.value)
+
+
+def test_condition_holds_and_tests_a_value():
+    from hwtune.space import Condition
+
+    c = Condition.parse("conv_layers >= 2", "filters_1.condition")
+    assert c.test(2) and c.test(3) and not c.test(1)
+    assert not c.test("two")  # incomparable types: false, not an error
+    assert c.holds({"conv_layers": 3}) and not c.holds({"conv_layers": 1})
+    assert not c.holds({})  # the param is absent (itself inactive): false
