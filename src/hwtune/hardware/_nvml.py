@@ -240,18 +240,15 @@ class NVMLEnergyMeter(EnergyMeter):
         return mj / 1000.0, "GPU board energy only (host CPU not included)", extra
 
 
-class NVMLPowerMeter(EnergyMeter):
-    """GPU board energy by sampling NVML's power reading (mW) at ``hz`` and integrating it."""
+class _SamplingEnergyMeter(EnergyMeter):
+    """An energy meter whose window runs a background thread sampling one NVML reading at ``hz``."""
 
-    name = "nvml_power"
-    source = "measured:nvml"
-
-    def __init__(self, nv: Any, handle: Any, hz: float = 200.0, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, nv: Any, handle: Any, read: Callable[[], float], hz: float, clock: Callable[[], float]) -> None:
         super().__init__(clock)
         self.nv = nv
         self.handle = handle
         self.hz = hz
-        self._sampler = Sampler(lambda: nv.nvmlDeviceGetPowerUsage(handle) / 1000.0, hz, clock=clock)
+        self._sampler = Sampler(read, hz, clock=clock)
 
     def begin(self) -> None:
         self._mark_begin()
@@ -260,6 +257,16 @@ class NVMLPowerMeter(EnergyMeter):
     def end(self) -> None:
         self._sampler.stop()
         self._mark_end()
+
+
+class NVMLPowerMeter(_SamplingEnergyMeter):
+    """GPU board energy by sampling NVML's power reading (mW) at ``hz`` and integrating it."""
+
+    name = "nvml_power"
+    source = "measured:nvml"
+
+    def __init__(self, nv: Any, handle: Any, hz: float = 200.0, clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(nv, handle, lambda: nv.nvmlDeviceGetPowerUsage(handle) / 1000.0, hz, clock)
 
     def energy_j(self) -> tuple[float | None, str | None, dict[str, Any]]:
         s = self._sampler
@@ -273,25 +280,14 @@ class NVMLPowerMeter(EnergyMeter):
         return integrate_power(s.times, s.values, self._t0, self._t1), "; ".join(notes), extra
 
 
-class GPUUtilisationEstimateMeter(EnergyMeter):
+class GPUUtilisationEstimateMeter(_SamplingEnergyMeter):
     """Where the GPU reports no power: power limit x mean utilisation (CodeCarbon's TDP method)."""
 
     name = "gpu_estimate"
     source = "estimated:tdp"
 
     def __init__(self, nv: Any, handle: Any, hz: float = 20.0, clock: Callable[[], float] = time.perf_counter) -> None:
-        super().__init__(clock)
-        self.nv = nv
-        self.handle = handle
-        self._sampler = Sampler(lambda: float(nv.nvmlDeviceGetUtilizationRates(handle).gpu), hz, clock=clock)
-
-    def begin(self) -> None:
-        self._mark_begin()
-        self._sampler.start()
-
-    def end(self) -> None:
-        self._sampler.stop()
-        self._mark_end()
+        super().__init__(nv, handle, lambda: float(nv.nvmlDeviceGetUtilizationRates(handle).gpu), hz, clock)
 
     def energy_j(self) -> tuple[float | None, str | None, dict[str, Any]]:
         try:
