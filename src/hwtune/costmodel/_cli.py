@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any, Mapping, Optional, Sequence
 
@@ -17,7 +16,7 @@ import typer
 from hwtune.costmodel._evaluate import cross_validate
 from hwtune.costmodel._factory import COST_MODELS, make_cost_model, space_from_dict
 from hwtune.costmodel._features import DerivedFn, Featurizer
-from hwtune.costmodel._online import DeviceCostModels, default_model_for
+from hwtune.costmodel._online import DeviceCostModels, default_model_for, measured_value
 from hwtune.exceptions import ConfigError, HwtuneError
 from hwtune.space import METRICS, SearchSpace
 
@@ -53,16 +52,10 @@ def measurements_from_records(
         for metric, m in hw.items():
             if metric not in METRICS or METRICS[metric].kind != "hardware" or not isinstance(m, Mapping):
                 continue
+            fv = measured_value(m)
+            if fv is None:
+                continue
             src = str(m.get("source", ""))
-            v = m.get("value")
-            if src.startswith("predicted:") or v is None or isinstance(v, bool):
-                continue
-            try:
-                fv = float(v)
-            except (TypeError, ValueError):
-                continue
-            if not math.isfinite(fv):
-                continue
             p, ys, ss = out.setdefault(metric, ([], [], []))
             p.append(params)
             ys.append(fv)

@@ -35,6 +35,23 @@ def default_model_for(metric: str, has_source: bool = False) -> str:
     return "linear" if metric in _LOG_METRICS else "additive"
 
 
+def measured_value(v: Any) -> float | None:
+    """A stored measurement as a finite number: ``v`` a number or a measurement dict
+    (``Measurement.to_dict()``); ``None`` when missing, not finite, not a number, or a prediction
+    (``predicted:*``: a cost model must learn from measurements only)."""
+    if isinstance(v, Mapping):
+        if str(v.get("source", "")).startswith("predicted:"):
+            return None
+        v = v.get("value")
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        fv = float(v)
+    except (TypeError, ValueError):
+        return None
+    return fv if math.isfinite(fv) else None
+
+
 class DeviceCostModels:
     """A device's measured costs and one cost model per hardware metric, refitted as data arrive.
 
@@ -118,17 +135,8 @@ class DeviceCostModels:
                 continue
             if self.metrics is not None and metric not in self.metrics:
                 continue
-            if isinstance(v, Mapping):
-                if str(v.get("source", "")).startswith("predicted:"):
-                    continue
-                v = v.get("value")
-            if v is None or isinstance(v, bool):
-                continue
-            try:
-                fv = float(v)
-            except (TypeError, ValueError):
-                continue
-            if not math.isfinite(fv):
+            fv = measured_value(v)
+            if fv is None:
                 continue
             self._obs.setdefault(metric, []).append((hp, fv))
             n += 1
