@@ -33,6 +33,19 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the duration of the block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class CPUDevice:
     """This machine's CPU with a fixed number of torch threads.
@@ -55,17 +68,9 @@ class CPUDevice:
     def resolved_threads(self) -> int:
         return self.threads or available_cpu_count()
 
-    @contextlib.contextmanager
-    def activate(self) -> Iterator[None]:
+    def activate(self) -> contextlib.AbstractContextManager[None]:
         """Set torch's thread count for the duration of a measurement or training."""
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.resolved_threads())
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+        return torch_threads(self.resolved_threads())
 
     def describe(self) -> dict[str, Any]:
         import torch
@@ -114,13 +119,8 @@ class CUDADevice:
         """Make this GPU torch's current device and fix the host thread count meanwhile."""
         import torch
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.resolved_threads())
-        try:
-            with torch.cuda.device(self.index):
-                yield
-        finally:
-            torch.set_num_threads(before)
+        with torch_threads(self.resolved_threads()), torch.cuda.device(self.index):
+            yield
 
     def sync(self) -> None:
         import torch
