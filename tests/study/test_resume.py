@@ -94,6 +94,20 @@ def test_resume_with_a_finished_budget_runs_nothing(tmp_path):
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 8
 
 
+def test_resumed_study_with_the_default_sampler_learns_from_the_stored_trials(tmp_path):
+    import json
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    make = lambda: Study("s", d.SPACE, constraints=["latency_ms <= 5"], storage=url, cost_model=None)  # noqa: E731
+    make().optimize(d.build, d.train, measure=d.measure, n_trials=8)
+    make().optimize(d.build, d.train, measure=d.measure, n_trials=16)  # a new process would start the same way
+    trials = optuna.load_study(study_name="s", storage=url).trials
+    assert len(trials) == 16
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 16  # nothing proposed twice
+    later = [t for t in trials[8:] if t.user_attrs["hwtune:status"] == "over_budget"]
+    assert len(later) <= 2  # the resumed sampler knows where the budget ends from the stored measurements
+
+
 def test_resume_with_another_definition_is_refused_and_writes_nothing(tmp_path):
     import hashlib
 
