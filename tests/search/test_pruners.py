@@ -111,12 +111,10 @@ def test_cost_aware_pruner_records_curve_and_cost_on_a_pareto_study():
 # -- the loop stops a hopeless trial -----------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    import torch
+    from hwtune.hardware._device import torch_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def _fake_meter(model: Any, params: dict[str, Any]) -> HardwareReport:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
 
-from hwtune.train import get_family, load_digits_dataset, train_classifier
+from hwtune.train import get_family, train_classifier
 from hwtune.train._adaptive import BoldDriverLR, HypergradientLR, lr_range_test
 
 ARCH = {"conv_layers": 1, "filters_0": 8, "kernel_0": 3, "dense_units": 32}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits_dataset()
 
 
 def _train(data, params, **kw):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import optuna
 import pytest
@@ -15,14 +14,6 @@ ARCH = {"conv_layers": 1, "filters_0": 8, "kernel_0": 3, "dense_units": 32}
 PARAMS = {"epochs": 2, "batch_size": 64, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "label_smoothing": 0.05, "clip_norm": 5.0}
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="torch.distributed with gloo is unavailable")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(processes: int, reporter=None, params=PARAMS):

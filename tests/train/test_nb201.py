@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 import torch
 
 from hwtune.hardware import count_flops, count_parameters
 from hwtune.tabular import format_arch, load_nb201
 from hwtune.train._nb201 import NB201Cell, build_nb201, nb201_ops
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # two OpenMP threads on a busy 2-CPU machine can stall each other for seconds
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 ALL_3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"

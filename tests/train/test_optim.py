@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from hwtune.train import (
     TrainerOptions,
     build_optimizer,
     get_family,
-    load_digits_dataset,
     resolve_training,
     train_classifier,
     validate_training_space,
@@ -24,19 +22,6 @@ from hwtune.train._augment import Augmenter, random_crop, random_flip
 
 ARCH = {"conv_layers": 1, "filters_0": 8, "kernel_0": 3, "dense_units": 32}
 CHANCE_LOSS = math.log(10)  # cross-entropy of an untrained 10-class classifier
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits_dataset()
 
 
 def _train(data, params, arch=ARCH, **kw):

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
 
 import pytest
 import torch
 
-from hwtune.train import SCHEDULES, LRController, get_family, load_digits_dataset, resolve_training, train_classifier
+from hwtune.train import SCHEDULES, LRController, get_family, resolve_training, train_classifier
 
 ARCH = {"conv_layers": 1, "filters_0": 8, "kernel_0": 3, "dense_units": 32}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _rates(params: dict, steps_per_epoch: int = 10, val_errors: list[float] | None = None) -> list[float]:
@@ -101,11 +92,6 @@ def test_schedule_durations_are_in_epochs_whatever_the_batch_size():
     a = _rates({"schedule": "step", "step_epochs": 2, "step_gamma": 0.1}, steps_per_epoch=5)
     b = _rates({"schedule": "step", "step_epochs": 2, "step_gamma": 0.1}, steps_per_epoch=20)
     assert a[::5] == pytest.approx(b[::20])
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits_dataset()
 
 
 @pytest.mark.parametrize("schedule", [s for s in SCHEDULES if s not in ("hypergradient", "bold_driver")])
