@@ -323,12 +323,7 @@ class CostModel(ABC):
         from hwtune.costmodel._factory import model_from_dict
 
         p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise CostModelError(f"no cost model file at {p}.") from None
-        except json.JSONDecodeError as e:
-            raise CostModelError(f"{p} is not a saved cost model (invalid JSON: {e}).") from None
+        data = read_json(p, "cost model file", "saved cost model")
         model = model_from_dict(data, **kwargs)
         if cls is not CostModel and not isinstance(model, cls):
             raise CostModelError(f"{p} holds a {type(model).__name__}, not a {cls.__name__}.")
@@ -336,6 +331,16 @@ class CostModel(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, n_observations={self.n_observations})"
+
+
+def read_json(path: Path, what: str, kind: str) -> Any:
+    """The JSON in ``path``, or a :class:`CostModelError` saying which file is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CostModelError(f"no {what} at {path}.") from None
+    except json.JSONDecodeError as e:
+        raise CostModelError(f"{path} is not a {kind} (invalid JSON: {e}).") from None
 
 
 def _json_default(o: Any) -> Any:

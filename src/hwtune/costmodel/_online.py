@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hwtune.costmodel._base import CostModel, CostModelError, PredictiveDistribution, _json_default
+from hwtune.costmodel._base import CostModel, CostModelError, PredictiveDistribution, _json_default, read_json
 from hwtune.costmodel._factory import COST_MODELS, make_cost_model, space_from_dict
 from hwtune.costmodel._features import DerivedFn, Featurizer
 from hwtune.costmodel._transfer import Source
@@ -301,12 +301,7 @@ class DeviceCostModels:
             CostModelError: unreadable file, or a different space, device or derived features.
         """
         p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise CostModelError(f"no device cost file at {p}.") from None
-        except json.JSONDecodeError as e:
-            raise CostModelError(f"{p} is not a device cost file (invalid JSON: {e}).") from None
+        data = read_json(p, "device cost file", "device cost file")
         if data.get("format") != DEVICE_FORMAT:
             raise CostModelError(f"{p} is not a device cost file (format {data.get('format')!r}).")
         saved_space = space_from_dict(data["space"])
