@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from hwtune.space._metrics import METRICS
-from hwtune.study._study import FINISHED_STATUSES
+from hwtune.vocabulary import BUDGET_STATUSES
 
 if TYPE_CHECKING:
     import optuna
@@ -59,7 +59,7 @@ class StudyProgress:
         if self.task is None:
             return
         counts = self.study.counts()
-        done = sum(v for k, v in counts.items() if k in FINISHED_STATUSES)
+        done = sum(v for k, v in counts.items() if k in BUDGET_STATUSES)
         best = self.study.best_feasible()
         first = self.study.objectives[0].metric
         best_txt = "-" if not best or best[0].values is None else f"{first}={best[0].values[0]:.4g}"

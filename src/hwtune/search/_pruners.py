@@ -46,13 +46,9 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from hwtune.exceptions import ConfigError
+from hwtune.vocabulary import COST_ATTR, CURVE_ATTR
 
 __all__ = ["PRUNERS", "make_pruner", "CostAwarePruner", "CURVE_ATTR", "COST_ATTR"]
-
-CURVE_ATTR = "hwtune:curve"
-"""User attribute of a trial: ``{"<epoch>": validation error}`` (written by :class:`CostAwarePruner`)."""
-COST_ATTR = "hwtune:prune_cost"
-"""User attribute of a trial: the hardware cost(s) :class:`CostAwarePruner` compares it by."""
 
 
 def _num(field: str, v: Any, *, low: float | None = None, high: float | None = None, integer: bool = False, open_low: bool = False) -> Any:

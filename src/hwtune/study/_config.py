@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hwtune.exceptions import ConfigError
 from hwtune.study._storage import DEFAULT_STORAGE
 from hwtune.study._study import Study, TrialContext
+from hwtune.vocabulary import TRAIN_SETTINGS_ATTR
 
 __all__ = ["StudyFile", "load_study_file", "default_study_file", "FamilyBuilder", "ClassifierTrainer", "study_from_file"]
 
@@ -171,7 +172,7 @@ class ClassifierTrainer:
             )
         record = getattr(ctx, "set_user_attr", None)
         if callable(record):
-            record("hwtune:train_settings", res.settings)
+            record(TRAIN_SETTINGS_ATTR, res.settings)
         return res.metrics()
 
 

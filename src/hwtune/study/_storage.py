@@ -20,7 +20,7 @@ import psutil
 from optuna.trial import FrozenTrial, TrialState
 
 from hwtune.exceptions import ConfigError
-from hwtune.study._records import FAILURE_ATTR, RETRY_OF_ATTR, STATUS_ATTR, WORKER_ATTR
+from hwtune.vocabulary import FAILURE_ATTR, RETRY_OF_ATTR, STATUS_ATTR, WORKER_ATTR
 
 __all__ = ["DEFAULT_STORAGE", "open_storage", "worker_identity", "fail_dead_local_trials", "retry_interrupted"]
 

@@ -32,26 +32,29 @@ from hwtune.hardware import PROFILE_METRICS, CPUDevice, HardwareReport, Measurem
 from hwtune.search import make_sampler
 from hwtune.space import Constraint, Objective, SearchSpace, parse_constraints, parse_objectives
 from hwtune.space._metrics import METRICS
-from hwtune.study._records import (
+from hwtune.study._records import TrialRecord
+from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_identity
+from hwtune.vocabulary import (
+    BUDGET_STATUSES,
     CONFIG_ATTR,
+    DEVICE_ATTR,
     FAILURE_ATTR,
     HARDWARE_ATTR,
     HWKEY_ATTR,
     METRICS_ATTR,
     PARAMS_ATTR,
     PREDICTED_ATTR,
+    PRUNED_AT_ATTR,
     SEED_ATTR,
     STATUS_ATTR,
+    TRACEBACK_ATTR,
     WORKER_ATTR,
-    TrialRecord,
+    complete_quality,
     trial_status,
 )
-from hwtune.study._storage import fail_dead_local_trials, open_storage, worker_identity
 
 __all__ = ["Study", "TrialContext", "StudySummary"]
 
-FINISHED_STATUSES = ("trained", "over_budget", "predicted_over_budget", "pruned", "failed")
-"""Statuses a budget of trials counts (an interrupted trial is proposed again, so it does not count)."""
 
 ALWAYS_MEASURED = ("latency_ms", "throughput_sps", "params", "size_mb")
 """Measured for every trial whatever the constraints: one timing window and two counts."""
@@ -347,7 +350,7 @@ class Study:
             def fail(stage: str, e: BaseException) -> TrialFailure:
                 trial.set_user_attr(STATUS_ATTR, "failed")
                 trial.set_user_attr(FAILURE_ATTR, _describe_exception(stage, e))
-                trial.set_user_attr("hwtune:traceback", traceback.format_exc()[-4000:])
+                trial.set_user_attr(TRACEBACK_ATTR, traceback.format_exc()[-4000:])
                 return TrialFailure(_describe_exception(stage, e))
 
             # build the untrained network
@@ -381,7 +384,7 @@ class Study:
                 else:
                     report = measure(model, params)
                     hw = {k: m.to_dict() for k, m in report.measurements.items()}
-                    trial.set_user_attr("hwtune:device", report.device)
+                    trial.set_user_attr(DEVICE_ATTR, report.device)
                 trial.set_user_attr(HARDWARE_ATTR, hw)
                 values = report.values()
                 for c in hw_constraints:
@@ -424,7 +427,7 @@ class Study:
                     trial.set_user_attr(STATUS_ATTR, "pruned")
                     for c, v in zip(hw_constraints, hw_violations):
                         trial.set_constraint(str(c), v)
-                    trial.set_user_attr("hwtune:pruned_at_epoch", epoch)
+                    trial.set_user_attr(PRUNED_AT_ATTR, epoch)
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
             ctx = TrialContext(
@@ -440,10 +443,7 @@ class Study:
                 for k, v in metrics.items():
                     if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                         raise TrialFailure(f"train_and_evaluate returned {k}={v!r}; every metric must be a finite number")
-                if "error" in metrics and "accuracy" not in metrics:
-                    metrics["accuracy"] = 1.0 - metrics["error"]
-                if "accuracy" in metrics and "error" not in metrics:
-                    metrics["error"] = 1.0 - metrics["accuracy"]
+                metrics = complete_quality(metrics)
                 all_values = {**values, **metrics}
                 missing = [o.metric for o in self.objectives if o.metric not in all_values] + [
                     c.metric for c in self.constraints if c.metric not in all_values
@@ -471,7 +471,7 @@ class Study:
 
     def _budget_reached(self, n_trials: int | None, n_trained: int | None) -> bool:
         c = self.counts()
-        done = sum(v for k, v in c.items() if k in FINISHED_STATUSES)
+        done = sum(v for k, v in c.items() if k in BUDGET_STATUSES)
         return (n_trials is not None and done >= n_trials) or (n_trained is not None and c.get("trained", 0) >= n_trained)
 
     def optimize(
