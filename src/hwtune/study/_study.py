@@ -150,6 +150,9 @@ class Study:
             0 never skips.
         cost_model_file: JSON file of this device's earlier measurements (``DeviceCostModels.save``):
             loaded before the study if it exists, and written back with the new measurements.
+        cost_features: ``params -> {feature: value}`` computed without training by the model family
+            (parameter count, multiply-accumulates, the width feeding the dense layer...): the cost
+            model's derived features. Must be picklable for several workers.
 
     Bad arguments raise :class:`ConfigError` here, before anything is written.
     """
@@ -174,6 +177,7 @@ class Study:
         cost_model: str | None = "auto",
         skip_threshold: float = 0.001,
         cost_model_file: str | None = None,
+        cost_features: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("name", "the study needs a non-empty name.")
@@ -212,6 +216,7 @@ class Study:
         self.cost_model = cost_model
         self.skip_threshold = skip_threshold
         self.cost_model_file = cost_model_file
+        self.cost_features = cost_features
         self._optuna: optuna.Study | None = None
         self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
         self._costs: Any = None  # DeviceCostModels, built when the study is opened
@@ -304,10 +309,13 @@ class Study:
 
         device = self.device.to_spec() if hasattr(self.device, "to_spec") else str(self.device)
         if self.cost_model_file and Path(self.cost_model_file).exists():
-            costs = DeviceCostModels.load(self.cost_model_file, self.space, device=device)
+            costs = DeviceCostModels.load(self.cost_model_file, self.space, device=device, derived=self.cost_features)
             costs.skip_threshold = self.skip_threshold
         else:
-            costs = DeviceCostModels(self.space, self._hardware_needed, self.cost_model, device=device, skip_threshold=self.skip_threshold)
+            costs = DeviceCostModels(
+                self.space, self._hardware_needed, self.cost_model, device=device, skip_threshold=self.skip_threshold,
+                derived=self.cost_features,
+            )
         assert self._optuna is not None
         trials = self._optuna.get_trials(deepcopy=False)
         for number, report in self._measure_cache.values():
