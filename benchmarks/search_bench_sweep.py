@@ -59,7 +59,7 @@ def _fmt(v: float, nd: int = 2) -> str:
 
 def constrained(problems: list[tuple[str, str, float]], methods: list[str], seeds: int, budget: int, jobs: int,
                 gp: bool, out: Path | None) -> None:
-    from hwtune.search._bench import run_bench
+    from hwtune.bench import run_bench
 
     print("| problem (limit) | method | N=10 | N=25 | N=50 | N=100 | wasted | measured (trials) per run | proposal ms |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -92,7 +92,7 @@ def constrained(problems: list[tuple[str, str, float]], methods: list[str], seed
 
 
 def modes(seeds: int, budget: int, jobs: int, out: Path | None, pick: Any = list) -> None:
-    from hwtune.search._bench import CHEAPEST_METHODS, PARETO_METHODS, run_bench
+    from hwtune.bench import CHEAPEST_METHODS, PARETO_METHODS, run_bench
 
     print("| mode | problem | method | N=10 | N=25 | N=50 | proposal ms |")
     print("|---|---|---|---|---|---|---|")
@@ -124,7 +124,9 @@ def main() -> None:
     only = set(args.methods.split(",")) if args.methods else None
 
     def pick(ms: list[str]) -> list[str]:
-        return [m for m in ms if only is None or m in only]
+        # "hwtune@<cost model>" (e.g. hwtune@additive): hwtune with another of the library's cost models
+        variants = [m for m in (args.methods or "").split(",") if m.startswith("hwtune@")]
+        return [m for m in ms if only is None or m in only] + variants
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

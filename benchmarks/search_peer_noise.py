@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwtune.search._nb201_problem import NB201Problem
+from hwtune.bench import NB201Problem
 
 PROBLEMS = [("pixel3", 0.10), ("fpga", 0.25), ("raspi4", 0.25), ("titanxp_1", 0.10)]
 

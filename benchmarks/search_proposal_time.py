@@ -44,8 +44,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from hwtune.bench import NB201Problem, SimulatedNB201, nb201_cell_features
     from hwtune.search._hwsampler import HwSampler
-    from hwtune.search._nb201_problem import NB201Problem, SimulatedNB201, nb201_cell_features
     from hwtune.study import Study
 
     P = NB201Problem("cifar10", args.device, quantile=args.quantile)
@@ -129,10 +129,14 @@ def default_space(args: argparse.Namespace) -> None:
         err = 0.3 / (1 + width(m) / 20) + abs(math.log(p["lr"]) + 3) / 20 + (1 - p["momentum"]) / 20
         return {"error": err}
 
-    st = Study("timing", space, constraints=["latency_ms <= 1.5"], cost_model=None, seed=0)
+    from hwtune.train import FamilyCostFeatures
+
+    st = Study("timing", space, constraints=["latency_ms <= 1.5"], skip_threshold=0.0, seed=0)
     st.optimize(lambda p: p, train, measure=measure, n_trained=args.n)
     study = st.optuna_study
-    s = HwSampler(seed=0)  # reads the space and constraints stored with the study
+    # reads the space and constraints stored with the study; the cost model on the cnn family's
+    # features, as `hwtune run` has it
+    s = HwSampler(seed=0, features=FamilyCostFeatures("cnn", (1, 8, 8), 10))
     s.propose(study, 1)
     ts = []
     for _ in range(args.repeats):

@@ -63,7 +63,15 @@ def test_derived_keys_must_not_change(space):
     fz = Featurizer(space, lambda p: next(calls))
     fz.transform([{"layers": 1, "width": 8, "kernel": 3}])
     with pytest.raises(ConfigError, match="changed names"):
-        fz.transform([{"layers": 1, "width": 8, "kernel": 3}])
+        fz.transform([{"layers": 2, "width": 8, "kernel": 3}])
+
+
+def test_derived_features_are_computed_once_per_architecture(space):
+    calls = []
+    fz = Featurizer(space, lambda p: calls.append(1) or {"w": float(p["width"])})
+    a, b = {"layers": 1, "width": 8, "kernel": 3}, {"layers": 1, "width": 16, "kernel": 3}
+    F = fz.transform([a, b, {**a, "lr": 0.1}, a])  # training params do not make another architecture
+    assert len(calls) == 2 and F[:, -1].tolist() == [8.0, 16.0, 8.0, 8.0]
 
 
 def test_failing_derived_is_reported(space):

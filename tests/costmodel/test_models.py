@@ -8,7 +8,6 @@ import pytest
 from hwtune.costmodel import (
     AdditiveCostModel,
     CachedSource,
-    CostModel,
     CostModelError,
     Featurizer,
     GPCostModel,
@@ -16,6 +15,7 @@ from hwtune.costmodel import (
     ModelSource,
     TableSource,
     TransferCostModel,
+    load_cost_model,
     make_cost_model,
     prediction_metrics,
 )
@@ -113,25 +113,25 @@ def test_save_load_round_trip(space, data, tmp_path, name):
     path = m.save(tmp_path / "m.json")
     stored = json.loads(path.read_text())
     assert stored["name"] == name and len(stored["y"]) == 25
-    m2 = CostModel.load(path, derived=flops)
+    m2 = load_cost_model(path, derived=flops)
     assert type(m2) is type(m) and m2.n_observations == 25
     np.testing.assert_allclose(m2.median(Xte), m.median(Xte), rtol=1e-6)
     with pytest.raises(CostModelError, match="derived"):
-        CostModel.load(path)
+        load_cost_model(path)
     with pytest.raises(CostModelError, match="not a"):
-        TransferCostModel.load(path, derived=flops)
+        load_cost_model(path, kind=TransferCostModel, derived=flops)
 
 
 def test_load_rejects_garbage(tmp_path):
     p = tmp_path / "x.json"
     p.write_text("{nope")
     with pytest.raises(CostModelError, match="invalid JSON"):
-        CostModel.load(p)
+        load_cost_model(p)
     p.write_text(json.dumps({"format": "other"}))
     with pytest.raises(CostModelError, match="format"):
-        CostModel.load(p)
+        load_cost_model(p)
     with pytest.raises(CostModelError, match="no cost model file"):
-        CostModel.load(tmp_path / "missing.json")
+        load_cost_model(tmp_path / "missing.json")
 
 
 def test_fit_features_models_cannot_be_saved(space, data, tmp_path):
@@ -199,8 +199,8 @@ def test_transfer_save_load_needs_the_source(space, tmp_path):
     tm = TransferCostModel(Featurizer(space), table, target="log", include_params=True).fit(X[:12], tgt[:12])
     path = tm.save(tmp_path / "t.json")
     with pytest.raises(CostModelError, match="source"):
-        CostModel.load(path)
-    tm2 = CostModel.load(path, source=table)
+        load_cost_model(path)
+    tm2 = load_cost_model(path, source=table)
     np.testing.assert_allclose(tm2.median(X[12:]), tm.median(X[12:]), rtol=1e-6)
 
 
@@ -238,3 +238,11 @@ def test_a_space_without_hardware_params_predicts_the_mean():
     m = AdditiveCostModel(s).fit([{"lr": 0.2}] * 5, [1.0, 2.0, 3.0, 2.0, 2.0])
     assert m.median([{"lr": 0.5}])[0] == pytest.approx(2.0)
     assert 0.3 < m.prob_below([{}], 2.5)[0] < 0.95
+
+
+def test_transfer_fallback_must_be_a_plain_model(space):
+    X, src, _ = _device_pair(space)
+    table = TableSource(space, X, src)
+    for bad in ("transfer", "forest"):
+        with pytest.raises(ConfigError, match="fallback"):
+            TransferCostModel(Featurizer(space), table, fallback=bad)

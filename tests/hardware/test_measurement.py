@@ -74,7 +74,7 @@ def test_format_report_table() -> None:
 
 
 def test_device_line_for_a_gpu() -> None:
-    from hwtune.hardware._format import describe_device_line
+    from hwtune.hardware._measurement import describe_device_line
 
     line = describe_device_line({"type": "cuda", "index": 1, "model": "NVIDIA H100", "driver": "555.42", "cuda_runtime": "12.4", "threads": 4, "torch": "2.x"})
     assert line == "cuda:1: NVIDIA H100, driver 555.42, CUDA 12.4, 4 host threads, torch 2.x"

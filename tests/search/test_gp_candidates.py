@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwtune.search._candidates import Encoder, enumerate_space, mutate_configs, random_configs, space_from_distributions
-from hwtune.search._cost_gp import MeasuredCostModel
-from hwtune.search._gp import GaussianProcess, check_gradient
+from hwtune.space._candidates import Encoder, enumerate_space, mutate_configs, random_configs, space_from_distributions
+from hwtune.costmodel import AdditiveGPCostModel
+from hwtune.costmodel._numpy_gp import GaussianProcess, check_gradient
 from hwtune.space import SearchSpace
 
 
@@ -99,7 +99,7 @@ def test_measured_cost_model_fits_params_and_gives_probabilities():
     rng = np.random.default_rng(0)
     cfgs = random_configs(sp, 40, rng)
     y = np.array([sum(cost[c[f"e{i}"]] for i in range(4)) for c in cfgs])
-    m = MeasuredCostModel(sp).fit(cfgs[:25], y[:25])
+    m = AdditiveGPCostModel(sp).fit(cfgs[:25], y[:25])
     mu, sd = m.predict(cfgs[25:])
     assert np.max(np.abs(mu - y[25:])) < 0.5
     p = m.prob_below(cfgs[25:], 5.0)

@@ -20,7 +20,7 @@ def _run(sampler: object, tiny: Tiny, n_trained: int, *, objectives: object = "m
          constraints: list[str] | None = None, seed: int = 0) -> Study:
     if constraints is None:
         constraints = [f"latency_ms <= {tiny.limit!r}"]
-    st = Study("t", space(), objectives=objectives, constraints=constraints or None, storage=None, sampler=sampler, seed=seed, cost_model=None)  # type: ignore[arg-type]
+    st = Study("t", space(), objectives=objectives, constraints=constraints or None, storage=None, sampler=sampler, seed=seed, skip_threshold=0.0)  # type: ignore[arg-type]
     st.optimize(tiny.build_model, tiny.train_and_evaluate, measure=tiny.measure, n_trained=n_trained, n_trials=20 * n_trained)
     return st
 
@@ -64,7 +64,7 @@ def test_no_proposal_predicted_far_over_budget():
     for h in screened:
         mu, sd = h["predicted"]["latency_ms"]
         if h["gated"]:
-            assert h["p_feasible"] >= smp.min_feasibility - 1e-9
+            assert h["p_feasible"] >= smp.state.min_feasibility - 1e-9
             assert mu <= tiny.limit + 1.0 * sd + 1e-9  # predicted within budget or within one sd of it
     assert sum(h["gated"] for h in screened) >= len(screened) - 2
 
@@ -169,3 +169,18 @@ def test_bad_options_name_the_field():
         HwSampler(min_feasibility=1.5)
     with pytest.raises(ConfigError, match="surrogate_inputs"):
         HwSampler(surrogate_inputs="nope")
+
+
+def test_reseed_changes_every_later_proposal_not_only_the_first():
+    """``reseed_rng`` (Optuna calls it for parallel jobs) gives a new stream for all later proposals."""
+    runs = []
+    for reseed in (False, False, True):
+        tiny = Tiny()
+        smp = _hw(tiny, 5)
+        if reseed:
+            smp.reseed_rng()
+        _run(smp, tiny, 10, seed=5)
+        runs.append(tiny.proposed)
+    assert runs[0] == runs[1]  # same seed, no reseed: the same proposals
+    later = [a != b for a, b in zip(runs[0][1:], runs[2][1:])]
+    assert sum(later) >= len(later) // 2  # beyond the first trial, most proposals differ

@@ -139,3 +139,19 @@ def test_cost_model_keys_reach_the_study(tmp_path):
     with pytest.raises(ConfigError) as e:
         study_from_file(parse_study_file({**GOOD, "cost_model": "oracle"}))
     assert e.value.field == "cost_model"
+
+
+def test_the_family_cost_features_reach_the_study_and_its_cost_model(tmp_path):
+    import pickle
+
+    from hwtune.study import parse_study_file
+    from hwtune.train import FamilyCostFeatures
+
+    study, _, _ = study_from_file(parse_study_file({**GOOD, "storage": f"sqlite:///{tmp_path / 'f.db'}"}))
+    assert study.cost_features == FamilyCostFeatures("cnn", (1, 8, 8), 10)
+    assert pickle.loads(pickle.dumps(study)).cost_features == study.cost_features  # worker processes
+    study.open()
+    assert study._costs.featurizer.derived is study.cost_features
+    mlp = {**GOOD, "model": {"family": "mlp"}, "space": {"hidden_layers": {"type": "int", "low": 1, "high": 2}, "lr": 0.1, "epochs": 1}}
+    study, _, _ = study_from_file(parse_study_file(mlp))
+    assert study.cost_features == FamilyCostFeatures("mlp", (1, 8, 8), 10)

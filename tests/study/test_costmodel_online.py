@@ -52,7 +52,7 @@ def test_predictions_are_stored_beside_measurements():
         p, m = r.predicted["latency_ms"], r.hardware["latency_ms"]
         assert p.source.startswith("predicted:") and m.source == "measured:test-double"
         assert p.ci_low <= p.value <= p.ci_high
-        assert p.extra["n_observations"] >= 5
+        assert p.extra["n_observations"] >= 3  # DeviceCostModels.min_observations
 
 
 def test_threshold_zero_never_skips_and_none_disables():
@@ -82,3 +82,37 @@ def test_unknown_cost_model_and_bad_threshold_are_config_errors():
     with pytest.raises(ConfigError) as e:
         Study("c", d.SPACE, constraints=["latency_ms <= 3"], skip_threshold=1.5)
     assert e.value.field == "skip_threshold"
+
+
+@pytest.mark.parametrize("name", ["linear", "additive-gp"])
+def test_the_study_files_cost_model_is_what_the_sampler_screens_with(name):
+    """One cost model: the study's ``cost_model`` decides the loop's skip and the sampler's screen."""
+    s = Study("one", d.SPACE, constraints=["latency_ms <= 4"], seed=0, cost_model=name)
+    s.optimize(d.build, d.train, measure=d.measure, n_trials=20)
+    sampler = s.optuna_study.sampler
+    assert sampler._costs is s._costs  # the same object, not a copy
+    screened = [h for h in sampler.history if h["p_feasible"] is not None]
+    assert screened, "the sampler screened its candidates with the study's cost model"
+    assert {h["cost_models"]["latency_ms"] for h in screened} == {name}
+    stored = {r.predicted["latency_ms"].source for r in s.records() if "latency_ms" in r.predicted}
+    assert stored == {f"predicted:{name}"}  # the loop's predictions come from the same model
+
+
+def test_a_study_without_cost_model_screens_nothing():
+    s = Study("none", d.SPACE, constraints=["latency_ms <= 4"], seed=0, cost_model=None)
+    s.optimize(d.build, d.train, measure=d.measure, n_trials=12)
+    assert all(h["p_feasible"] is None for h in s.optuna_study.sampler.history)
+
+
+def test_study_file_cost_model_reaches_the_sampler(tmp_path):
+    from hwtune.study import parse_study_file, study_from_file
+
+    spec = parse_study_file({
+        "name": "lin", "space": {"conv_layers": {"type": "int", "low": 1, "high": 2}, "filters_0": {"type": "int", "low": 4, "high": 8},
+                                 "filters_1": {"type": "int", "low": 4, "high": 8}, "epochs": 1},
+        "constraints": ["latency_ms <= 5"], "cost_model": "linear",
+    })
+    study, _, _ = study_from_file(spec, storage=f"sqlite:///{tmp_path / 'l.db'}")
+    study.open()
+    assert study._costs.model_name("latency_ms") == "linear"
+    assert study.optuna_study.sampler._costs is study._costs

@@ -81,11 +81,11 @@ from hwtune.cli._profile_cmd import profile_command  # noqa: E402
 
 app.command("profile")(profile_command)
 
-from hwtune.costmodel._cli import costmodel_app  # noqa: E402
+from hwtune.cli._costmodel_cmd import costmodel_app  # noqa: E402
 
 app.add_typer(costmodel_app, name="costmodel")
 
-from hwtune.search._bench_cli import bench_command  # noqa: E402
+from hwtune.bench._bench_cli import bench_command  # noqa: E402
 
 app.command("bench")(bench_command)
 

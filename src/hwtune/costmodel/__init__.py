@@ -4,16 +4,18 @@
 costs of the same candidates), predicts the cost of new candidates as a distribution, and reports its
 own accuracy. Every prediction is labelled ``predicted:<model name>``.
 
-The CLI sub-app lives in :mod:`hwtune.costmodel._cli` (``costmodel_app``), imported only by the CLI.
+``hwtune costmodel ...`` lives in the CLI layer (:mod:`hwtune.cli._costmodel_cmd`).
 """
 
 from __future__ import annotations
 
+from hwtune.costmodel._additive_gp import AdditiveGPCostModel
 from hwtune.costmodel._base import CostModel, CostModelError, PredictiveDistribution
 from hwtune.costmodel._evaluate import cross_validate, feasibility_errors, prediction_metrics, spearman
-from hwtune.costmodel._factory import COST_MODELS, make_cost_model, model_from_dict, space_from_dict
+from hwtune.costmodel._factory import COST_MODELS, load_cost_model, make_cost_model, model_from_dict, space_from_dict
 from hwtune.costmodel._features import DerivedFn, Featurizer
 from hwtune.costmodel._gp import GPCostModel
+from hwtune.costmodel._numpy_gp import GaussianProcess, GPHyper
 from hwtune.costmodel._linear import AdditiveCostModel, LinearCostModel
 from hwtune.costmodel._nb201 import (
     NB201_DERIVED_FULL_KEYS,
@@ -35,6 +37,9 @@ __all__ = [
     "LinearCostModel",
     "AdditiveCostModel",
     "GPCostModel",
+    "AdditiveGPCostModel",
+    "GaussianProcess",
+    "GPHyper",
     "TransferCostModel",
     "TableSource",
     "ModelSource",
@@ -43,6 +48,7 @@ __all__ = [
     "COST_MODELS",
     "make_cost_model",
     "model_from_dict",
+    "load_cost_model",
     "space_from_dict",
     "cross_validate",
     "prediction_metrics",

@@ -70,6 +70,18 @@ class PredictiveDistribution:
             out = np.where(finite, special.stdtr(np.where(finite, dof, 1.0), z), out)
         return out
 
+    def log_prob(self, bound: float, below: bool = True) -> np.ndarray:
+        """log P(metric <= bound) (``below``) or log P(metric >= bound), shape (n,), accurate far in the tails."""
+        z = (self._latent(bound) - self.loc) / self.scale
+        z = z if below else -z
+        dof = np.broadcast_to(np.asarray(self.dof, dtype=float), z.shape)
+        out = special.log_ndtr(z)
+        finite = np.isfinite(dof)
+        if finite.any():
+            t = special.stdtr(np.where(finite, dof, 1.0), z)
+            out = np.where(finite, np.log(np.maximum(t, 1e-300)), out)
+        return out
+
     def quantile(self, q: float) -> np.ndarray:
         """Value below which the metric lies with probability ``q``, shape (n,) in metric units."""
         if not 0.0 < q < 1.0:
@@ -93,7 +105,8 @@ class PredictiveDistribution:
     def latent_std(self) -> np.ndarray:
         """Std of the latent t, shape (n,): ``scale * sqrt(dof / (dof - 2))``."""
         d = np.asarray(self.dof, dtype=float)
-        factor = np.where(np.isinf(d), 1.0, np.sqrt(d / np.maximum(d - 2.0, 1e-12)))
+        finite = np.where(np.isinf(d), 3.0, d)
+        factor = np.where(np.isinf(d), 1.0, np.sqrt(finite / np.maximum(finite - 2.0, 1e-12)))
         return self.scale * factor
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +128,8 @@ class CostModel(ABC):
     Subclasses implement :meth:`_fit` and :meth:`_predict` on feature matrices; this class handles the
     target transform (log or linear), input checks, tiny training sets and persistence.
 
-    Persistence stores the training params and values and the model's settings as JSON, and refits on
-    load (exact and free of pickled code).
+    Persistence stores the training params and values and the model's settings as JSON, and
+    :func:`hwtune.costmodel.load_cost_model` refits on load (exact and free of pickled code).
 
     Args:
         featurizer: a :class:`Featurizer` or a :class:`SearchSpace` (then one is built with
@@ -307,27 +320,11 @@ class CostModel(ABC):
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as JSON to ``path``; returns the path."""
+        """Write :meth:`to_dict` as JSON to ``path`` (read back with :func:`hwtune.costmodel.load_cost_model`)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
         return p
-
-    @classmethod
-    def load(cls, path: str | Path, **kwargs: Any) -> "CostModel":
-        """Read a model written by :meth:`save` and refit it on its stored data.
-
-        Keyword arguments go to :func:`hwtune.costmodel.model_from_dict` (``derived=`` for models
-        built with derived features, ``source=`` for transfer models).
-        """
-        from hwtune.costmodel._factory import model_from_dict
-
-        p = Path(path)
-        data = read_json(p, "cost model file", "saved cost model")
-        model = model_from_dict(data, **kwargs)
-        if cls is not CostModel and not isinstance(model, cls):
-            raise CostModelError(f"{p} holds a {type(model).__name__}, not a {cls.__name__}.")
-        return model
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target!r}, n_observations={self.n_observations})"

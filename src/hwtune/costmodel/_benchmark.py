@@ -56,6 +56,7 @@ BENCH_CONFIGS: dict[str, BenchConfig] = {c.name: c for c in (
     BenchConfig("linear", "linear", "derived", None, "same, on derived features (FLOPs, params, layer counts by type), log latency"),
     BenchConfig("additive", "additive", "derived", None, "Bayesian ridge on derived features, latency itself (costs add over layers)"),
     BenchConfig("gp", "gp", "derived", None, "Gaussian process (linear + RBF + noise kernel) on derived features, latency itself"),
+    BenchConfig("additive-gp", "additive-gp", "derived", None, "NumPy GP (linear + Matern-5/2 ARD kernel) on derived features scaled over the space, latency itself"),
     BenchConfig("transfer-raw", "transfer", "derived", "raw", "Bayesian ridge on the other 26 devices' measured latencies"),
     BenchConfig("transfer", "transfer", "derived", "fitted", "Bayesian ridge on the other 26 devices' fitted latencies (ModelSource)"),
 )}

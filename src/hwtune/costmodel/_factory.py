@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hwtune.costmodel._base import FORMAT, CostModel, CostModelError
+from hwtune.costmodel._base import FORMAT, CostModel, CostModelError, read_json
 from hwtune.costmodel._features import DerivedFn, Featurizer
+from hwtune.costmodel._additive_gp import AdditiveGPCostModel
 from hwtune.costmodel._gp import GPCostModel
 from hwtune.costmodel._linear import AdditiveCostModel, LinearCostModel
 from hwtune.costmodel._transfer import Source, TransferCostModel
 from hwtune.exceptions import ConfigError
 from hwtune.space import SearchSpace
 
-__all__ = ["COST_MODELS", "make_cost_model", "model_from_dict", "space_from_dict"]
+__all__ = ["COST_MODELS", "make_cost_model", "model_from_dict", "load_cost_model", "space_from_dict"]
 
 COST_MODELS: dict[str, type[CostModel]] = {
     "linear": LinearCostModel,
     "additive": AdditiveCostModel,
     "gp": GPCostModel,
+    "additive-gp": AdditiveGPCostModel,
     "transfer": TransferCostModel,
 }
 """Cost-model names (``predicted:<name>`` sources) and their classes."""
@@ -129,6 +132,31 @@ def model_from_dict(
         got = featurizer._derived_keys
         if keys is not None and got is not None and list(got) != list(keys):
             raise CostModelError(f"derived features differ from the saved model's: got {got}, saved {keys}.")
+    return model
+
+
+def load_cost_model(
+    path: str | Path,
+    *,
+    kind: type[CostModel] | None = None,
+    derived: DerivedFn | None = None,
+    source: Source | None = None,
+    refit: bool = True,
+) -> CostModel:
+    """Read a model written by :meth:`CostModel.save` and refit it on its stored data.
+
+    Args:
+        path: the JSON file.
+        kind: when given, the model must be an instance of this class.
+        derived, source, refit: as in :func:`model_from_dict`.
+
+    Raises:
+        CostModelError: missing or unreadable file, wrong format or class, missing ``derived``/``source``.
+    """
+    p = Path(path)
+    model = model_from_dict(read_json(p, "cost model file", "saved cost model"), derived=derived, source=source, refit=refit)
+    if kind is not None and not isinstance(model, kind):
+        raise CostModelError(f"{p} holds a {type(model).__name__}, not a {kind.__name__}.")
     return model
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from hwtune.exceptions import ConfigError
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+from hwtune.space._candidates import Encoder, _choice_indices
 
 __all__ = ["Featurizer", "DerivedFn"]
 
@@ -67,6 +68,9 @@ class Featurizer:
                 names.append(f"{n}:active")
         self._param_columns = names if include_params else []
         self._derived_keys: list[str] | None = None
+        self._derived_range: tuple[np.ndarray, np.ndarray] | None = None
+        self._derived_cache: dict[tuple[Any, ...], list[float]] = {}
+        self._encoder = Encoder(space, self.param_names)
 
     # -- columns -------------------------------------------------------------------------------
     @property
@@ -79,11 +83,12 @@ class Featurizer:
         """Number of columns that come from the params themselves (not derived)."""
         return len(self._param_columns)
 
-    def transform(self, params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Features of candidates.
+    def transform(self, params_list: Sequence[Mapping[str, Any]], validate: bool = True) -> np.ndarray:
+        """Features of candidates (a param at a time over all candidates: thousands per proposal).
 
         Args:
             params_list: n param dicts (extra keys, e.g. training params, are ignored).
+            validate: check every value first (off only for candidates drawn from the space itself).
 
         Returns:
             Array of shape (n, d) with d = ``len(feature_names)``.
@@ -91,39 +96,67 @@ class Featurizer:
         Raises:
             ConfigError: a hardware-relevant param is missing, out of its range or not a choice.
         """
-        rows = [self._row(p, i) for i, p in enumerate(params_list)]
-        if not rows:
+        params_list = list(params_list)
+        for i, p in enumerate(params_list):
+            if not isinstance(p, Mapping):
+                raise ConfigError(f"candidates[{i}]", f"expected a dict of params, got {type(p).__name__}.")
+        if not params_list:
             return np.zeros((0, len(self.feature_names)))
-        return np.asarray(rows, dtype=float)
+        if self.include_params:
+            if validate:
+                self._check(params_list)
+            P = self._encoder.encode(params_list)
+        else:
+            P = np.zeros((len(params_list), 0))
+        if self.derived is None:
+            return P
+        D = np.array([self._cached_derived_row(p, i) for i, p in enumerate(params_list)], dtype=float)
+        return np.hstack([P, D.reshape(len(params_list), -1)])
 
-    def _row(self, params: Mapping[str, Any], i: int) -> list[float]:
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"candidates[{i}]", f"expected a dict of params, got {type(params).__name__}.")
-        out: list[float] = []
+    def _check(self, params_list: Sequence[Mapping[str, Any]]) -> None:
+        """Every hardware-relevant param present (unless conditional), a choice, or a finite number
+        (a param at a time; a bad value found is checked again alone for a precise error)."""
         for n in self.param_names:
             p = self.space[n]
-            active = n in params and params[n] is not None
-            if p.condition is None and not active:
+            col = [c.get(n) for c in params_list]
+            if p.condition is None and None in col:
+                i = col.index(None)
                 raise ConfigError(
                     f"candidates[{i}].{n}",
                     "hardware-relevant param is missing.",
                     f"pass every param of {self.param_names} (the cost depends on each).",
                 )
             if isinstance(p, CategoricalParam):
-                block = [0.0] * len(p.choices)
-                if active:
-                    block[self._choice_index(p, n, params[n], i)] = 1.0
-                out.extend(block)
-            else:
-                assert isinstance(p, (IntParam, FloatParam))
-                out.append(self._scale(p, n, params[n], i) if active else 0.0)
-            if p.condition is not None:
-                out.append(1.0 if active else 0.0)
-        if not self.include_params:
-            out = []
-        if self.derived is not None:
-            out.extend(self._derived_row(params, i))
-        return out
+                present = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
+                bad = np.flatnonzero(present & (_choice_indices(p, col) < 0))
+                if len(bad):
+                    self._choice_index(p, n, col[bad[0]], int(bad[0]))
+                continue
+            assert isinstance(p, (IntParam, FloatParam))
+            try:
+                if all(type(v) in (int, float) or v is None for v in col):
+                    x = np.array([np.nan if v is None else v for v in col], dtype=float)
+                    present = np.fromiter((v is not None for v in col), dtype=bool, count=len(col))
+                    if np.isfinite(x[present]).all() and (not p.log or (x[present] > 0).all()):
+                        continue
+            except (TypeError, ValueError):
+                pass
+            for i, v in enumerate(col):  # the slow path names the first bad value
+                if v is not None:
+                    self._scale(p, n, v, i)
+
+    def derived_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest value ``(k,)`` and range ``(k,)`` of each derived feature over the search space (the
+        whole space when it has at most 20,000 configurations, else 2,000 seeded random draws); for
+        models whose priors assume inputs in about [0, 1]."""
+        if self._derived_range is None:
+            from hwtune.space._candidates import enumerate_space, random_configs
+
+            configs = enumerate_space(self.space, 20_000) or random_configs(self.space, 2000, np.random.default_rng(0))
+            D = np.array([self._derived_row(c, i) for i, c in enumerate(configs)], dtype=float)
+            lo, hi = D.min(0), D.max(0)
+            self._derived_range = (lo, np.where(hi > lo, hi - lo, 1.0))
+        return self._derived_range
 
     @staticmethod
     def _choice_index(p: CategoricalParam, name: str, value: Any, i: int) -> int:
@@ -149,6 +182,22 @@ class Featurizer:
                 raise ConfigError(f"candidates[{i}].{name}", f"log-scaled param needs a value > 0, got {value!r}.")
             return (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
         return (v - lo) / (hi - lo)
+
+    def _cached_derived_row(self, params: Mapping[str, Any], i: int) -> list[float]:
+        """:meth:`_derived_row`, remembered per architecture (a sampler screens the same ones again
+        and again; derived features depend on the hardware-relevant params only)."""
+        key = tuple(map(params.get, self.param_names))
+        try:
+            return self._derived_cache[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: no caching
+            return self._derived_row(params, i)
+        row = self._derived_row(params, i)
+        if len(self._derived_cache) >= 200_000:
+            self._derived_cache.clear()
+        self._derived_cache[key] = row
+        return row
 
     def _derived_row(self, params: Mapping[str, Any], i: int) -> list[float]:
         assert self.derived is not None

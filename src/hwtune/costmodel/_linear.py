@@ -28,10 +28,14 @@ class BayesLinear:
 
         self.mean_, self.scale_ = standardize(F)
         A = (F - self.mean_) / self.scale_
+        # standardize the target too: BayesianRidge starts its evidence search at weight precision 1,
+        # so a target in the 1e5 range (a parameter count) falls into the all-noise optimum
+        self.z_mean_ = float(np.mean(z))
+        self.z_scale_ = float(np.std(z)) if float(np.std(z)) > 1e-12 * max(1.0, abs(self.z_mean_)) else 1.0
         self.model_ = BayesianRidge(fit_intercept=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model_.fit(A, z)
+            self.model_.fit(A, (z - self.z_mean_) / self.z_scale_)
         lam = float(self.model_.lambda_)
         gamma = A.shape[1] - lam * float(np.trace(self.model_.sigma_))
         self.gamma_ = float(np.clip(gamma, 0.0, A.shape[1]))
@@ -42,13 +46,13 @@ class BayesLinear:
         """Latent (loc, scale, dof), each (m,), for F (m, d)."""
         A = (F - self.mean_) / self.scale_
         loc, sd = self.model_.predict(A, return_std=True)
-        return loc, sd, np.full(len(loc), self.dof_)
+        return loc * self.z_scale_ + self.z_mean_, sd * self.z_scale_, np.full(len(loc), self.dof_)
 
     def params(self) -> dict[str, Any]:
         """Fitted hyperparameters (for reports)."""
         return {
-            "noise_std": float(1.0 / np.sqrt(self.model_.alpha_)),
-            "weight_std": float(1.0 / np.sqrt(self.model_.lambda_)),
+            "noise_std": float(self.z_scale_ / np.sqrt(self.model_.alpha_)),
+            "weight_std": float(self.z_scale_ / np.sqrt(self.model_.lambda_)),
             "effective_params": self.gamma_,
             "dof": self.dof_,
         }

@@ -27,12 +27,17 @@ PREDICTION_LEVEL = 0.95
 _LOG_METRICS = frozenset({"throughput_sps", "power_w"})
 
 
+ADDITIVE_DEFAULT = "additive-gp"
+"""The model of costs that add up over layers (latency, energy, memory, size, counts) when none is
+named; chosen by measurement (docs/benchmarks.md, "One cost model")."""
+
+
 def default_model_for(metric: str, has_source: bool = False) -> str:
     """Model used for ``metric`` when none is named: ``transfer`` with a source; ``linear`` (log
-    target) for rates and powers, which do not add up over layers; ``additive`` otherwise."""
+    target) for rates and powers, which do not add up over layers; :data:`ADDITIVE_DEFAULT` otherwise."""
     if has_source:
         return "transfer"
-    return "linear" if metric in _LOG_METRICS else "additive"
+    return "linear" if metric in _LOG_METRICS else ADDITIVE_DEFAULT
 
 
 def measured_value(v: Any) -> float | None:
@@ -53,12 +58,17 @@ def measured_value(v: Any) -> float | None:
 
 
 class DeviceCostModels:
-    """A device's measured costs and one cost model per hardware metric, refitted as data arrive.
+    """A device's measured costs and one cost model per hardware metric, refitted as data arrive: the
+    one cost model of a study, shared by the sampler's screen and the loop's skip.
 
-    A study calls :meth:`observe` after each measurement, asks :meth:`should_skip` before measuring a
-    proposal (skip only when it is almost certainly over budget), gives :meth:`prob_feasible` to the
-    sampler, and stores :meth:`predictions` with the trial (source ``predicted:<model>``). Models are
-    refitted lazily, when asked for a prediction after new observations.
+    The study builds it and hands it to its sampler. Both feed it: the loop calls :meth:`observe`
+    after each measurement, the sampler with every measured trial it reads from the storage (other
+    workers' included); an architecture is observed once (its hardware key), so feeding it twice is
+    harmless. The loop asks :meth:`should_skip` before measuring a proposal (skip only when it is
+    almost certainly over budget) and stores :meth:`predictions` with the trial (source
+    ``predicted:<model>``); the sampler screens its candidates with :meth:`features` and
+    :meth:`log_prob_feasible`. Models are refitted lazily, when asked for a prediction after new
+    observations.
 
     Args:
         space: the study's search space.
@@ -69,9 +79,16 @@ class DeviceCostModels:
         source: other devices' costs for transfer: one callable for every metric, or a mapping
             metric -> callable.
         device: device label stored with the data (checked on load).
-        min_observations: fewer measurements than this give no model (no prediction, no skipping).
+        min_observations: fewer measurements than this give no model (no prediction, no screening,
+            no skipping); 3, the fewest a model of the sampler's screen needed in issue 5's benchmark.
+        skip_min_observations: :meth:`should_skip` skips nothing while a constrained metric has
+            fewer measurements than this (skipping is final; the sampler's screen is not).
         skip_threshold: default threshold of :meth:`should_skip`.
         model_kwargs: extra settings for the models (``{"target": "log"}``...).
+        constraints: the study's constraints; with more than ``max_points`` observations of a
+            constrained metric, a model is fitted on the half nearest its bound plus a seeded random
+            share of the others (the budget's edge is where predictions matter).
+        max_points: most observations a model is fitted on.
     """
 
     def __init__(
@@ -83,9 +100,12 @@ class DeviceCostModels:
         derived: DerivedFn | None = None,
         source: Source | Mapping[str, Source] | None = None,
         device: str | None = None,
-        min_observations: int = 5,
+        min_observations: int = 3,
+        skip_min_observations: int = 5,
         skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
         model_kwargs: Mapping[str, Any] | None = None,
+        constraints: Sequence[Constraint] = (),
+        max_points: int = 300,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise ConfigError("space", f"expected a SearchSpace, got {type(space).__name__}.")
@@ -108,16 +128,21 @@ class DeviceCostModels:
         self.source = source
         self.device = device
         self.min_observations = int(min_observations)
+        self.skip_min_observations = int(skip_min_observations)
         self.skip_threshold = float(skip_threshold)
         self.model_kwargs = dict(model_kwargs or {})
         self.featurizer = Featurizer(space, derived)
+        self.constraints = list(constraints)
+        self.max_points = int(max_points)
         self._obs: dict[str, list[tuple[dict[str, Any], float]]] = {}
+        self._keys: dict[str, set[str]] = {}
         self._models: dict[str, CostModel] = {}
         self._fitted_n: dict[str, int] = {}
 
     # -- data ---------------------------------------------------------------------------------
     def observe(self, params: Mapping[str, Any], values: Mapping[str, Any]) -> int:
-        """Record measurements of one candidate.
+        """Record measurements of one candidate (once per architecture and metric: a second
+        measurement of the same hardware-relevant params is ignored).
 
         Args:
             params: the candidate's params (training params are ignored).
@@ -128,7 +153,8 @@ class DeviceCostModels:
             How many values were recorded.
         """
         hp = self.space.hardware_params(params)
-        self.featurizer.transform([hp])  # reject bad params now, with a precise error
+        key = self.space.hardware_key(hp)
+        checked = False
         n = 0
         for metric, v in values.items():
             if metric not in METRICS or METRICS[metric].kind != "hardware":
@@ -136,9 +162,13 @@ class DeviceCostModels:
             if self.metrics is not None and metric not in self.metrics:
                 continue
             fv = measured_value(v)
-            if fv is None:
+            if fv is None or key in self._keys.get(metric, ()):
                 continue
+            if not checked:
+                self.featurizer.transform([hp])  # reject bad params now, with a precise error
+                checked = True
             self._obs.setdefault(metric, []).append((hp, fv))
+            self._keys.setdefault(metric, set()).add(key)
             n += 1
         return n
 
@@ -175,16 +205,89 @@ class DeviceCostModels:
         if n < self.min_observations:
             return None
         if self._fitted_n.get(metric) != n:
-            name = self.model_name(metric)
-            kwargs = dict(self.model_kwargs)
-            X, y = self.observations(metric)
-            if "target" not in kwargs and np.any(y <= 0):
-                kwargs["target"] = "linear"  # a log target cannot hold zeros
-            m = make_cost_model(name, self.featurizer, source=self._source_for(metric) if name == "transfer" else None, **kwargs)
-            m.fit(X, y)
+            X, y = self._fit_set(metric)
+            m = self._models.get(metric)
+            if m is None or (m.target == "log" and np.any(y <= 0)):
+                name = self.model_name(metric)
+                kwargs = dict(self.model_kwargs)
+                if "target" not in kwargs and np.any(y <= 0):
+                    kwargs["target"] = "linear"  # a log target cannot hold zeros
+                m = make_cost_model(name, self.featurizer, source=self._source_for(metric) if name == "transfer" else None, **kwargs)
+            m.fit(X, y)  # the same instance is refitted: a GP warm-starts from its last hyperparameters
             self._models[metric] = m
             self._fitted_n[metric] = n
         return self._models[metric]
+
+    def _fit_set(self, metric: str) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """The observations a model of ``metric`` is fitted on (at most ``max_points``)."""
+        X, y = self.observations(metric)
+        cap = self.max_points
+        if len(y) <= cap:
+            return X, y
+        bound = next((c.bound for c in self.constraints if c.metric == metric and c.bound), None)
+        rng = np.random.default_rng(len(y))
+        closeness = np.abs(y / bound - 1.0) if bound else rng.random(len(y))
+        order = np.argsort(closeness, kind="stable")
+        near, far = order[: cap // 2], order[cap // 2 :]
+        keep = np.sort(np.concatenate([near, rng.choice(far, cap - len(near), replace=False)]))
+        return [X[i] for i in keep], y[keep]
+
+    def version(self) -> tuple[Any, ...]:
+        """Changes whenever a model's hyperparameters are re-optimized (a screen cached on the models is then stale)."""
+        return tuple((m, self._fitted_n.get(m), getattr(model, "n_hyper_fits", self._fitted_n.get(m))) for m, model in sorted(self._models.items()))
+
+    def model_names(self) -> dict[str, str]:
+        """metric -> name of its model (``predicted:<name>``), for the metrics with a model now."""
+        return {m: model.name for m, model in sorted(self._models.items())}
+
+    # -- screening many candidates (the sampler) ------------------------------------------------
+    def _input_columns(self, d: int) -> np.ndarray:
+        """Columns of a feature matrix ``(n, d)`` that the models read (the derived ones alone for
+        an ``additive-gp`` on derived features)."""
+        n_par = self.featurizer.n_param_features
+        derived_only = self.featurizer.derived is not None and d > n_par and all(
+            self.model_name(m) == "additive-gp" and self.model_kwargs.get("inputs", "derived") == "derived"
+            for m in (self.metrics or self.observed_metrics() or [None])  # type: ignore[list-item]
+            if m is not None
+        )
+        return np.arange(n_par, d) if derived_only else np.arange(d)
+
+    def distinct(self, F: np.ndarray, cache: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct model inputs among the rows of ``F`` ``(n, d)``: ``(F[representatives], inverse)``,
+        so that predicting the representatives and indexing by ``inverse`` predicts every row. ``cache``
+        (a dict kept with ``F``) stores the result."""
+        cols = self._input_columns(F.shape[1])
+        key = ("distinct", tuple(cols.tolist()))
+        if cache is not None and key in cache:
+            return cache[key]
+        _, first, inv = np.unique(F[:, cols], axis=0, return_index=True, return_inverse=True)
+        out = (F[first], inv.reshape(-1))
+        if cache is not None:
+            cache[key] = out
+        return out
+
+    def features(self, params_list: Sequence[Mapping[str, Any]], validate: bool = True) -> np.ndarray:
+        """Feature matrix ``(n, d)`` of candidates, for :meth:`predictive_features` (compute it once
+        for candidates screened again and again; ``validate=False`` for candidates drawn from the
+        space itself)."""
+        return self.featurizer.transform(params_list, validate=validate)
+
+    def predictive_features(self, metric: str, F: np.ndarray) -> PredictiveDistribution | None:
+        """Predictive distribution of ``metric`` at a feature matrix ``F`` ``(n, d)``; None while there is no model."""
+        m = self.model(metric)
+        return None if m is None else m.predictive_features(F)
+
+    def log_prob_feasible(self, F: np.ndarray, constraints: Sequence[Constraint] | None = None) -> np.ndarray:
+        """log P(every hardware constraint holds) ``(n,)`` at features ``F``, metrics taken as
+        independent; a metric without a model counts as probability 1."""
+        out = np.zeros(len(F))
+        for c in self.constraints if constraints is None else constraints:
+            if METRICS[c.metric].kind != "hardware":
+                continue
+            pd = self.predictive_features(c.metric, F)
+            if pd is not None:
+                out += pd.log_prob(c.bound, below=c.op in ("<=", "<"))
+        return out
 
     def predictive(self, params_list: Sequence[Mapping[str, Any]], metric: str) -> PredictiveDistribution | None:
         """Predictive distribution of ``metric`` for candidates, or None while there is no model."""
@@ -221,7 +324,10 @@ class DeviceCostModels:
         True when P(all hardware constraints hold) < ``threshold`` (default :attr:`skip_threshold`).
         """
         t = self.skip_threshold if threshold is None else float(threshold)
-        return bool(self.prob_feasible([params], constraints)[0] < t)
+        hw = [c for c in constraints if METRICS[c.metric].kind == "hardware"]
+        if any(self.n_observations(c.metric) < self.skip_min_observations for c in hw):
+            return False
+        return bool(self.prob_feasible([params], hw)[0] < t)
 
     def predictions(self, params: Mapping[str, Any], metrics: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
         """Predictions of one candidate as measurement dicts (``Measurement.to_dict`` layout).
@@ -326,7 +432,7 @@ class DeviceCostModels:
             derived=derived,
             source=source,
             device=device or data.get("device"),
-            min_observations=int(data.get("min_observations", 5)),
+            min_observations=int(data.get("min_observations", 3)),
             skip_threshold=float(data.get("skip_threshold", DEFAULT_SKIP_THRESHOLD)),
             model_kwargs=data.get("model_kwargs") or {},
         )

@@ -8,11 +8,15 @@ import numpy as np
 
 from hwtune.costmodel._base import CostModel, CostModelError, Target
 from hwtune.costmodel._features import DerivedFn, Featurizer
-from hwtune.costmodel._linear import BayesLinear
+from hwtune.costmodel._gp import GPCostModel
+from hwtune.costmodel._linear import AdditiveCostModel, BayesLinear, LinearCostModel
 from hwtune.exceptions import ConfigError
 from hwtune.space import SearchSpace
 
 __all__ = ["TransferCostModel", "TableSource", "ModelSource", "CachedSource", "Source"]
+
+FALLBACKS: dict[str, type[CostModel]] = {"additive": AdditiveCostModel, "linear": LinearCostModel, "gp": GPCostModel}
+"""Models a :class:`TransferCostModel` may fall back on where the source costs are unknown, by name."""
 
 Source = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
 """``source(params_list) -> array (n, m)``: costs of n candidates on m other devices (NaN = unknown)."""
@@ -138,7 +142,7 @@ class TransferCostModel(CostModel):
             :class:`ModelSource`, or a function that measures on the local CPU).
         target: ``"linear"`` (default; source costs used as they are) or ``"log"`` (logs of both).
         include_params: also use the param features (helps only with many target observations).
-        fallback: name of the model used where source costs are missing (``"additive"`` by default).
+        fallback: name of the model used where source costs are missing, one of :data:`FALLBACKS` (``"additive"`` by default).
         derived: derived-feature callable, used only when ``featurizer`` is a space.
     """
 
@@ -164,8 +168,9 @@ class TransferCostModel(CostModel):
             )
         if not callable(source):
             raise ConfigError("source", f"expected a callable, got {type(source).__name__}.")
-        if fallback in ("transfer",):
-            raise ConfigError("fallback", "the fallback cannot be another transfer model.", "use 'additive', 'linear' or 'gp'.")
+        if fallback not in FALLBACKS:
+            what = "cannot be another transfer model" if fallback == "transfer" else f"unknown fallback {fallback!r}"
+            raise ConfigError("fallback", f"{what}.", f"use one of {', '.join(FALLBACKS)}.")
         self.source = source
         self.include_params = bool(include_params)
         self.fallback = fallback
@@ -200,11 +205,9 @@ class TransferCostModel(CostModel):
         return F[:, : self._n_param_cols], F[:, self._n_param_cols :]
 
     def _fit(self, F: np.ndarray, z: np.ndarray) -> None:
-        from hwtune.costmodel._factory import make_cost_model
-
         P, S = self._split(F)
         known = np.all(np.isfinite(S), axis=1) if S.shape[1] else np.zeros(len(S), dtype=bool)
-        self.fallback_model_ = make_cost_model(self.fallback, self.featurizer, target=self.target)
+        self.fallback_model_ = FALLBACKS[self.fallback](self.featurizer, target=self.target)
         self.fallback_model_.fit_features(P, self._from_latent(z))
         self.engine_ = None
         if known.sum() >= self.min_fit:

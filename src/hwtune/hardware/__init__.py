@@ -10,7 +10,6 @@ serialized size, and watches the device's state while it does.
 
 from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter
 from hwtune.hardware._device import CPUDevice, CUDADevice, Device, available_cpu_count, parse_device
-from hwtune.hardware._format import format_report
 from hwtune.hardware._latency import (
     CudaEventTimer,
     LatencyResult,
@@ -18,7 +17,7 @@ from hwtune.hardware._latency import (
     time_until_confident,
     warm_up,
 )
-from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement
+from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement, format_report
 from hwtune.hardware._memory import CPUMemoryMeter, CUDAMemoryMeter
 from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter, MeterGroup, Window
 from hwtune.hardware._nvml import (

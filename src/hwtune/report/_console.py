@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from hwtune.space._metrics import METRICS
+from hwtune.report._tables import format_params, record_table
 from hwtune.vocabulary import BUDGET_STATUSES
 
 if TYPE_CHECKING:
@@ -72,19 +70,9 @@ class StudyProgress:
         self._refresh()
 
 
-def format_params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def _fmt_metric(name: str, value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "unavailable"
-    unit = METRICS[name].unit if name in METRICS else ""
-    return f"{value:.4g} {unit}".strip()
-
-
 def print_summary(summary: "StudySummary", console: Console | None = None) -> None:
-    """The results table: best feasible trial(s) with params, errors, measured hardware, and counts."""
+    """Counts, failures, and a table per best feasible trial: its hyperparameters, every objective and
+    constraint metric of the study, the always-shown measurements, each value with its source."""
     console = console or Console()
     c = summary.counts
     console.print(
@@ -105,7 +93,7 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     if not summary.best:
         console.print("[yellow]No feasible trained network yet.[/yellow]")
     for i, rec in enumerate(summary.best):
-        _print_record(rec, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
+        _print_record(rec, summary, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
@@ -113,25 +101,5 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     console.print(f"  optuna-dashboard {summary.storage}", soft_wrap=True, highlight=False)
 
 
-def _print_record(rec: "TrialRecord", console: Console, title: str) -> None:
-    t = Table(title=f"{title} (trial {rec.number})", show_header=True, header_style="bold")
-    t.add_column("what")
-    t.add_column("value")
-    t.add_column("source")
-    t.add_row("params", format_params(rec.params), "searched")
-    for name in ("error", "test_error"):
-        if name in rec.metrics:
-            label = "validation error" if name == "error" else "test error"
-            t.add_row(label, f"{rec.metrics[name]:.4f}", "measured:training")
-    for name in ("latency_ms", "throughput_sps", "params", "size_mb"):
-        if name in rec.hardware:
-            m = rec.hardware[name]
-            value = m.format()
-            src = m.source + (f", {m.repeats} repeats" if m.repeats else "")
-            if "reused_from_trial" in m.extra:
-                src += f" (in trial {m.extra['reused_from_trial']})"
-            t.add_row(name, value.rsplit(" (", 1)[0], src)
-            if name in rec.predicted:
-                p = rec.predicted[name]
-                t.add_row(f"  predicted before", p.format().rsplit(" (", 1)[0], p.source)
-    console.print(t)
+def _print_record(rec: "TrialRecord", summary: "StudySummary", console: Console, title: str) -> None:
+    console.print(record_table(rec, summary, title))

@@ -1,4 +1,4 @@
-"""What to try next: samplers (and, later, pruners and the benchmark harness). No PyTorch here."""
+"""What to try next: samplers and pruners. No PyTorch, no study (the bench harness is :mod:`hwtune.bench`)."""
 
 from hwtune.search._samplers import SAMPLERS, make_sampler
 

@@ -38,14 +38,14 @@ def _hwtune(
     space: Any = None,
     objectives: Any = None,
     constraints: Any = None,
-    cost_model: Any = None,
     **options: Any,
 ) -> BaseSampler:
     # Hardware-aware constrained BO (hwtune.search._hwsampler). Without space/objectives/constraints
-    # it reads them from the study's stored definition (``hwtune:config``) at the first proposal.
+    # it reads them from the study's stored definition (``hwtune:config``) at the first proposal; a
+    # study hands it its cost model (``HwSampler.use_cost_models``).
     from hwtune.search._hwsampler import HwSampler
 
-    return HwSampler(space, objectives, constraints, seed=seed, cost_model=cost_model, **options)
+    return HwSampler(space, objectives, constraints, seed=seed, **options)
 
 
 SAMPLERS: dict[str, Callable[..., BaseSampler]] = {"hwtune": _hwtune, "random": _random, "tpe": _tpe}

@@ -183,7 +183,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     """Build the study and its callables, validating data, family and space (nothing is written)."""
     from hwtune.search import make_pruner
     from hwtune.space import FixedParam, IntParam, SearchSpace, parse_objectives
-    from hwtune.train import TrainerOptions, get_family, load_dataset
+    from hwtune.train import FamilyCostFeatures, TrainerOptions, get_family, load_dataset
 
     family = get_family(spec.model.family)
     space = SearchSpace.from_dict(spec.space, default_roles=family.default_roles(list(spec.space)))
@@ -217,6 +217,9 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         skip_threshold=spec.skip_threshold,
         cost_model_file=spec.cost_model_file,
         description={"data": data.describe(), "family": family.name},
+        # the cost model learns from what the family computes without training (parameter count,
+        # multiply-accumulates, the width feeding the dense layer...), not from the raw params alone
+        cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes) if family.cost_features else None,
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
     _DATA_CACHE[(spec.data.model_dump_json(), spec.seed)] = data

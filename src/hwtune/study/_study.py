@@ -95,6 +95,7 @@ class StudySummary:
     objectives: list[Objective]
     constraints: list[Constraint]
     records: list[TrialRecord] = field(repr=False, default_factory=list)
+    space: SearchSpace | None = field(repr=False, default=None)
 
 
 def _stable_seed(seed: int, params: Mapping[str, Any]) -> int:
@@ -224,6 +225,7 @@ class Study:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_optuna"] = None  # storage connections do not cross processes
+        state["_costs"] = None  # rebuilt from the storage when the worker opens the study
         return state
 
     # -- definition stored with the study --------------------------------------------------------
@@ -247,18 +249,24 @@ class Study:
 
     # -- storage ---------------------------------------------------------------------------------
     def _sampler(self, worker: int = 0) -> BaseSampler:
-        if not isinstance(self.sampler_spec, str):
-            return self.sampler_spec
-        # every factory takes the study's definition (the baselines ignore it); workers are seeded apart
-        return make_sampler(
-            self.sampler_spec, self.seed + worker,
-            space=self.space, objectives=self.objectives, constraints=self.constraints,
-        )
+        if isinstance(self.sampler_spec, str):
+            # every factory takes the study's definition (the baselines ignore it); workers are seeded apart
+            sampler = make_sampler(
+                self.sampler_spec, self.seed + worker,
+                space=self.space, objectives=self.objectives, constraints=self.constraints,
+            )
+        else:
+            sampler = self.sampler_spec
+        use = getattr(sampler, "use_cost_models", None)
+        if callable(use):  # one cost model: the sampler screens with the model the loop skips with
+            use(self._costs)
+        return sampler
 
     def open(self, worker: int = 0) -> optuna.Study:
         """Create the study in the storage, or load it and check it is the same study."""
         storage = open_storage(self.storage_url)
         definition = self.definition()
+        self._costs = self._build_cost_models()
         try:
             existing = optuna.load_study(study_name=self.name, storage=storage, sampler=self._sampler(worker), pruner=self.pruner)
         except KeyError:
@@ -283,7 +291,10 @@ class Study:
             self._optuna.set_user_attr(CONFIG_ATTR, definition)
         fail_dead_local_trials(self._optuna)
         self._load_measure_cache()
-        self._costs = self._build_cost_models()
+        if self._costs is not None:
+            trials = self._optuna.get_trials(deepcopy=False)
+            for number, report in self._measure_cache.values():
+                self._costs.observe(trials[number].user_attrs.get(PARAMS_ATTR, {}), {k: m.to_dict() for k, m in report.measurements.items()})
         return self._optuna
 
     @property
@@ -300,7 +311,8 @@ class Study:
                 self._measure_cache[key] = (t.number, HardwareReport(ms, {}))
 
     def _build_cost_models(self) -> Any:
-        """The device's cost models, fed with this study's measurements (and a saved file's)."""
+        """The study's one cost model (``DeviceCostModels``: the loop's skip and the sampler's screen),
+        with a saved file's measurements; the study's own are fed when it is opened."""
         if self.cost_model is None or not self._hardware_needed:
             return None
         from pathlib import Path
@@ -311,15 +323,12 @@ class Study:
         if self.cost_model_file and Path(self.cost_model_file).exists():
             costs = DeviceCostModels.load(self.cost_model_file, self.space, device=device, derived=self.cost_features)
             costs.skip_threshold = self.skip_threshold
+            costs.constraints = [c for c in self.constraints if c.is_hardware]
         else:
             costs = DeviceCostModels(
                 self.space, self._hardware_needed, self.cost_model, device=device, skip_threshold=self.skip_threshold,
-                derived=self.cost_features,
+                derived=self.cost_features, constraints=[c for c in self.constraints if c.is_hardware],
             )
-        assert self._optuna is not None
-        trials = self._optuna.get_trials(deepcopy=False)
-        for number, report in self._measure_cache.values():
-            costs.observe(trials[number].user_attrs.get(PARAMS_ATTR, {}), {k: m.to_dict() for k, m in report.measurements.items()})
         return costs
 
     def save_cost_models(self) -> None:
@@ -581,7 +590,7 @@ class Study:
         counts: dict[str, int] = {}
         for r in recs:
             counts[r.status] = counts.get(r.status, 0) + 1
-        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs)
+        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space)
 
 
 def _worker_main(

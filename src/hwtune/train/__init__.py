@@ -1,11 +1,13 @@
 """Built-in model families, data sets and the trainer (no decisions about what to try)."""
 
+from hwtune.train._classifier import train_classifier
+from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features
 from hwtune.train._data import Dataset, load_arrays, load_dataset, load_digits_dataset, load_mnist, read_idx
-from hwtune.train._families import FAMILIES, TRAINING_PARAMS, ModelFamily, get_family
+from hwtune.train._families import FAMILIES, TRAINING_PARAMS, FamilyCostFeatures, ModelFamily, get_family
 from hwtune.train._optim import OPTIMIZERS, build_optimizer
 from hwtune.train._schedules import SCHEDULES, LRController
 from hwtune.train._speedups import SpeedPlan, TrainerOptions
-from hwtune.train._trainer import EpochReporter, TrainResult, evaluate_error, train_classifier
+from hwtune.train._trainer import EpochReporter, TrainResult, evaluate_error
 from hwtune.train._training import TRAINING_SPECS, TrainingParam, TrainingPlan, resolve_training, validate_training_space
 
 __all__ = [
@@ -19,6 +21,9 @@ __all__ = [
     "FAMILIES",
     "TRAINING_PARAMS",
     "get_family",
+    "FamilyCostFeatures",
+    "cnn_cost_features",
+    "mlp_cost_features",
     "train_classifier",
     "evaluate_error",
     "TrainResult",

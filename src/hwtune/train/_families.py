@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from hwtune.exceptions import ConfigError
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
+from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features
 from hwtune.train._training import TRAINING_SPECS, validate_training_space
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-__all__ = ["ModelFamily", "get_family", "FAMILIES", "TRAINING_PARAMS"]
+__all__ = ["ModelFamily", "get_family", "FAMILIES", "TRAINING_PARAMS", "FamilyCostFeatures"]
 
 MAX_LAYERS = 8
 
@@ -39,6 +40,10 @@ class ModelFamily:
             ``_<i>`` are per-layer (``filters_0``, ``filters_1``...).
         builder: ``(params, input_shape, num_classes) -> nn.Module``.
         description: one line for help texts.
+        cost_features: ``(params, input_shape, num_classes) -> {feature: value}``: what the hardware
+            cost depends on, computed from the params without building the network (parameter count,
+            multiply-accumulates...): the cost model's derived features. Pure Python and cheap, since
+            the sampler calls it for every candidate it screens; ``None`` when the family has none.
     """
 
     name: str
@@ -48,6 +53,7 @@ class ModelFamily:
     per_layer: tuple[str, ...] = field(default_factory=tuple)
     switches: tuple[str, ...] = field(default_factory=tuple)
     """Architecture params that are true/false (e.g. ``batch_norm``); their ``arch_params`` range is ignored."""
+    cost_features: Callable[[Mapping[str, Any], tuple[int, ...], int], dict[str, float]] | None = None
 
     def knows(self, param: str) -> bool:
         """Whether ``param`` is one of this family's architecture params."""
@@ -109,6 +115,7 @@ class ModelFamily:
 
 
 def _layer_value(params: Mapping[str, Any], base: str, i: int, default: Any) -> Any:
+    # keep in step with _cost_features.py, which mirrors these builders without building anything
     return params.get(f"{base}_{i}", params.get(base, default))
 
 
@@ -166,6 +173,7 @@ FAMILIES: dict[str, ModelFamily] = {
         "convolution layers with max-pooling, one dense layer (HyperPower's CNN family)",
         per_layer=("filters", "kernel"),
         switches=("batch_norm",),
+        cost_features=cnn_cost_features,
     ),
     "mlp": ModelFamily(
         "mlp",
@@ -173,6 +181,7 @@ FAMILIES: dict[str, ModelFamily] = {
         _build_mlp,
         "fully connected layers",
         per_layer=("units",),
+        cost_features=mlp_cost_features,
     ),
 }
 
@@ -183,3 +192,41 @@ def get_family(name: str, field: str = "model.family") -> ModelFamily:
         return FAMILIES[name]
     except KeyError:
         raise ConfigError(field, f"unknown model family {name!r}.", f"use one of {', '.join(sorted(FAMILIES))}.") from None
+
+
+@dataclass(frozen=True)
+class FamilyCostFeatures:
+    """The cost features of a built-in family for one data set: ``params -> {feature: value}``.
+
+    The cost model's derived features (``Featurizer(space, derived=FamilyCostFeatures(...))``,
+    ``Study(cost_features=...)``). Picklable, for worker processes: only the three fields travel.
+
+    Attributes:
+        family: a name of :data:`hwtune.train.FAMILIES` with cost features.
+        input_shape: shape of one input sample (no batch dimension).
+        num_classes: outputs of the classifier.
+    """
+
+    family: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    _fn: Callable[[Mapping[str, Any], tuple[int, ...], int], dict[str, float]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fam = get_family(self.family)
+        if fam.cost_features is None:
+            raise ConfigError("model.family", f"model family {self.family!r} has no cost features.", "pass cost_features= yourself, or none.")
+        object.__setattr__(self, "input_shape", tuple(int(s) for s in self.input_shape))
+        object.__setattr__(self, "num_classes", int(self.num_classes))
+        object.__setattr__(self, "_fn", fam.cost_features)
+        fam.cost_features({}, self.input_shape, self.num_classes)  # a wrong input shape fails here, not in the sampler
+
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
+        return self._fn(params, self.input_shape, self.num_classes)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FamilyCostFeatures, (self.family, self.input_shape, self.num_classes))
+
+    @property
+    def __name__(self) -> str:  # the label a Featurizer stores with its models (``derived_name``)
+        return f"{self.family}_cost_features"

@@ -1,4 +1,4 @@
-"""``hwtune bench``: the command over :func:`hwtune.search._bench.run_bench` (no logic of its own)."""
+"""``hwtune bench``: the command over :func:`hwtune.bench.run_bench` (no logic of its own)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _MODES = ("constrained", "cheapest", "pareto")
 
 
 def _methods_for(mode: str) -> tuple[str, ...]:
-    from hwtune.search._bench import CHEAPEST_METHODS, CONSTRAINED_METHODS, PARETO_METHODS
+    from hwtune.bench._bench import CHEAPEST_METHODS, CONSTRAINED_METHODS, PARETO_METHODS
 
     return {"constrained": CONSTRAINED_METHODS, "cheapest": CHEAPEST_METHODS, "pareto": PARETO_METHODS}[mode]
 
@@ -44,7 +44,7 @@ def bench_command(
 ) -> None:
     """Compare hwtune's sampler with random search and Optuna's samplers on a tabulated benchmark,
     through the real study loop (training = table look-up, measuring = table look-up, counted)."""
-    from hwtune.search._bench import EXTRA_METHODS, regret_svg, run_bench
+    from hwtune.bench._bench import EXTRA_METHODS, regret_svg, run_bench
 
     to_err = json_out is not None and str(json_out) == "-"  # keep stdout pure JSON then
     out = Console(stderr=to_err, width=None if (sys.stderr if to_err else sys.stdout).isatty() else 160)

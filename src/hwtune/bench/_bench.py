@@ -1,7 +1,7 @@
 """``hwtune bench``: whole searches on a tabulated benchmark, through the real study loop, in seconds.
 
 Each method runs as a :class:`hwtune.Study` (in-memory storage) driven by the simulated NB201 backend
-(:mod:`hwtune.search._nb201_problem`): training = looking the accuracy up (cost 1), measuring on the
+(:mod:`hwtune.bench._nb201_problem`): training = looking the accuracy up (cost 1), measuring on the
 device = looking the latency up (cost 0, counted). Budgets count trained networks
 (``Study.optimize(n_trained=...)``).
 
@@ -37,11 +37,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hwtune.vocabulary import METRICS_ATTR, trial_status
+
 __all__ = [
     "BenchResult",
     "MethodResult",
+    "RunResult",
     "run_bench",
     "run_method",
+    "regret_svg",
+    "EXTRA_METHODS",
     "CONSTRAINED_METHODS",
     "CHEAPEST_METHODS",
     "PARETO_METHODS",
@@ -103,11 +108,18 @@ class _TimedSampler:
             def reseed_rng(self) -> None:
                 self.inner.reseed_rng()
 
+            def use_cost_models(self, costs: Any) -> None:
+                use = getattr(self.inner, "use_cost_models", None)
+                if callable(use):  # hwtune's sampler screens with the study's cost model
+                    use(costs)
+
         return Timed(inner)
 
 
 HWTUNE_OPTIONS: dict[str, Any] = {}
 """Extra ``HwSampler`` options of the ``hwtune`` methods (for ablations; empty = the defaults)."""
+HWTUNE_COST_MODEL: str = "auto"
+"""The study's cost model in the ``hwtune`` methods (``auto``: the library's default)."""
 
 GP_FILL: Any = 1.0
 """Objective value shown to GPSampler for an over-budget trial: a number (default 1.0: the error of an
@@ -141,7 +153,7 @@ def _infeasible_as_complete(inner: Any) -> Any:
                 worst = [s * max(s * t.values[i] for t in done) for i, s in enumerate(signs)]
             out = []
             for t in trials:
-                if t.state == TrialState.PRUNED and t.user_attrs.get("hwtune:status") == "over_budget" and t.constraints:
+                if t.state == TrialState.PRUNED and trial_status(t) == "over_budget" and t.constraints:
                     if worst is None:
                         continue
                     t = copy.copy(t)
@@ -184,7 +196,7 @@ def _latency_violation(limit: float) -> Callable[[Any], list[float]]:
     """``constraints_func`` of the "learned" baselines: the latency measured after training."""
 
     def f(t: Any) -> list[float]:
-        lat = (t.user_attrs.get("hwtune:metrics") or {}).get("latency_ms")
+        lat = (t.user_attrs.get(METRICS_ATTR) or {}).get("latency_ms")
         return [0.0 if lat is None else (lat - limit) / abs(limit)]
 
     return f
@@ -193,15 +205,12 @@ def _latency_violation(limit: float) -> Callable[[Any], list[float]]:
 def _make_sampler(method: str, seed: int, problem: Any, mode: str, objectives: Any, constraints: list[str]) -> Any:
     import optuna
 
-    from hwtune.search._hwsampler import HwSampler
-    from hwtune.search._nb201_problem import nb201_cell_features
-    from hwtune.search._samplers import make_sampler
+    from hwtune.search import HwSampler, make_sampler
 
+    method = method.split("@")[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if method == "hwtune":
-            return HwSampler(problem.space, objectives, constraints, seed=seed, features=nb201_cell_features, **HWTUNE_OPTIONS)
-        if method == "hwtune-plain":
+        if method in ("hwtune", "hwtune-plain"):  # screens with the study's cost model (see run_method)
             return HwSampler(problem.space, objectives, constraints, seed=seed, **HWTUNE_OPTIONS)
         base = method.split("-")[0]
         learned = method.endswith("-learned")
@@ -257,7 +266,7 @@ def run_method(problem: Any, method: str, seed: int, budget: int, mode: str = "c
     """Run one whole search through :class:`hwtune.Study` and score it."""
     import optuna
 
-    from hwtune.search._nb201_problem import SimulatedNB201
+    from hwtune.bench._nb201_problem import SimulatedNB201, nb201_cell_features
 
     Study = _fast_study_class()
 
@@ -276,9 +285,14 @@ def run_method(problem: Any, method: str, seed: int, budget: int, mode: str = "c
         raise ValueError(f"unknown mode {mode!r}")
     sim = SimulatedNB201(problem, measure_first=measure_first)
     sampler = _TimedSampler(_make_sampler(method, seed, problem, mode, objectives, constraints))
+    hwtune = method.startswith("hwtune")
+    base, _, cost_model = method.partition("@")  # "hwtune@linear": hwtune with another cost model
+    # hwtune screens with the study's one cost model (on the cell features for "hwtune"); the loop's
+    # own skip is off (skip_threshold 0) so that only the samplers differ between methods
     study = Study(
         f"bench-{method}-{seed}", problem.space, objectives=objectives, constraints=constraints or None,
-        storage=None, sampler=sampler, seed=seed, cost_model=None,
+        storage=None, sampler=sampler, seed=seed, cost_model=(cost_model or HWTUNE_COST_MODEL) if hwtune else None, skip_threshold=0.0,
+        cost_features=nb201_cell_features if base == "hwtune" else None,
         description={"benchmark": problem.describe(), "accuracy": "published:NATS-Bench", "latency": f"measured:{problem.device} (HELP)"},
     )
     t0 = time.perf_counter()
@@ -315,13 +329,12 @@ def run_method(problem: Any, method: str, seed: int, budget: int, mode: str = "c
 
 
 def _fast_study_class() -> Any:
-    """``Study`` with a cheaper ``counts()`` (same statuses, read from the user attribute only).
+    """``Study`` with a cheaper ``counts()`` (same statuses, :func:`hwtune.vocabulary.trial_status`,
+    each finished trial read once).
 
-    ``Study.counts()`` builds a full ``TrialRecord`` per trial and runs after every trial, so a
-    1,000-trial search spends most of its time there; the bench keeps the loop as is otherwise.
+    ``Study.counts()`` runs after every trial over every trial, so a 1,000-trial search would spend
+    much of its time there; the bench keeps the loop as is otherwise.
     """
-    from optuna.trial import TrialState
-
     from hwtune.study import Study
 
     class BenchStudy(Study):
@@ -342,13 +355,7 @@ def _fast_study_class() -> Any:
             for t in trials[self.__dict__.get("_prefix", 0):]:
                 if t.number in done:
                     continue
-                s = t.user_attrs.get("hwtune:status")
-                if t.state == TrialState.RUNNING:
-                    s = "running"
-                elif t.state == TrialState.WAITING:
-                    s = "waiting"
-                elif s is None or (t.state == TrialState.FAIL and s not in ("failed", "interrupted")):
-                    s = "failed"
+                s = trial_status(t)
                 if t.state.is_finished():
                     done[t.number] = s
                 c[s] = c.get(s, 0) + 1
@@ -434,7 +441,7 @@ def _worker(args: tuple[Any, ...]) -> RunResult:
         torch.set_num_threads(1)
     except Exception:  # noqa: BLE001
         pass
-    from hwtune.search._nb201_problem import NB201Problem
+    from hwtune.bench._nb201_problem import NB201Problem
 
     return run_method(NB201Problem(**problem_kwargs), method, seed, budget, mode)
 
@@ -450,7 +457,7 @@ def run_bench(
     progress: Callable[[RunResult], None] | None = None,
 ) -> BenchResult:
     """Run every method on every seed; ``jobs > 1`` runs them in that many processes."""
-    from hwtune.search._nb201_problem import NB201Problem
+    from hwtune.bench._nb201_problem import NB201Problem
 
     problem = NB201Problem(**problem_kwargs)
     res = BenchResult(problem.describe(), mode, budget, list(seeds))

@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from hwtune.exceptions import ConfigError
-from hwtune.search._bench import _hypervolume_2d, run_bench, run_method
-from hwtune.search._bench_cli import bench_command
-from hwtune.search._nb201_problem import NB201Problem, SimulatedNB201, nb201_cell_features
+from hwtune.bench._bench import _hypervolume_2d, run_bench, run_method
+from hwtune.bench._bench_cli import bench_command
+from hwtune.bench._nb201_problem import NB201Problem, SimulatedNB201, nb201_cell_features
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_run_bench_summary_json_and_plot(tmp_path, pixel3: NB201Problem):
     assert set(rows) == {"random-measure-first", "random-unaware"} and rows["random-measure-first"]["wasted"] == 0
     assert "at_10" in rows["random-unaware"] and "at_25" not in rows["random-unaware"]
     json.dumps(d)
-    from hwtune.search._bench import regret_svg
+    from hwtune.bench._bench import regret_svg
 
     regret_svg(res, str(tmp_path / "r.svg"))
     assert (tmp_path / "r.svg").read_text().startswith("<svg")

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 
-__all__ = ["GaussianProcess", "GPHyper"]
+__all__ = ["GaussianProcess", "GPHyper", "sqdist"]
 
 _SQRT5 = math.sqrt(5.0)
 
@@ -51,7 +51,7 @@ class GPHyper:
         )
 
 
-def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+def sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances, ``(n, d) x (m, d) -> (n, m)``, clipped at 0."""
     d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
     np.maximum(d, 0.0, out=d)
@@ -137,7 +137,7 @@ class GaussianProcess:
         K = np.zeros((n, n))
         parts = []
         for bi, (a, b) in enumerate(spans):
-            q = _sqdist(Xs[:, a:b], Xs[:, a:b])
+            q = sqdist(Xs[:, a:b], Xs[:, a:b])
             r = np.sqrt(q)
             e = np.exp(-_SQRT5 * r)
             sf2 = math.exp(log_sf2[bi])
@@ -237,7 +237,7 @@ class GaussianProcess:
         spans = self._spans(A.shape[1])
         K = np.zeros((len(A), len(Bm)), dtype=np.result_type(A, Bm))
         for bi, (a, b) in enumerate(spans):
-            K += _matern52(_sqdist(A[:, a:b], Bm[:, a:b]), math.exp(self.hyper.log_sf2[bi]))
+            K += _matern52(sqdist(A[:, a:b], Bm[:, a:b]), math.exp(self.hyper.log_sf2[bi]))
         if self.hyper.log_lin is not None:  # on unscaled inputs
             ls = np.exp(self.hyper.log_ls).astype(K.dtype)
             K += math.exp(self.hyper.log_lin) * ((A * ls) @ (Bm * ls).T) / A.shape[1]
