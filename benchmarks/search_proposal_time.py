@@ -38,7 +38,6 @@ def main() -> None:
     if args.space == "default":
         return default_space(args)
 
-    import numpy as np
     import optuna
     import torch
 

@@ -72,9 +72,6 @@ LAZY_ONLY: dict[tuple[str, str], str] = {
 """(layer, imported top-level name or ``hwtune``) -> why it may be imported only lazily."""
 
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # `hwtune costmodel evaluate --storage` reads a study (optuna, lazily). The command is moving to
-    # hwtune.cli._costmodel_cmd, where anything may be imported: remove this entry once _cli is gone.
-    ("hwtune.costmodel._cli", "optuna"): "CLI module inside costmodel (moving to hwtune.cli)",
 }
 """(importing module, imported module or its package) -> why it is tolerated for now."""
 

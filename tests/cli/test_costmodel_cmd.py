@@ -9,7 +9,7 @@ from hwtune.cli._costmodel_cmd import costmodel_app, family_cost_features, measu
 from hwtune.costmodel import DeviceCostModels
 from hwtune.space import FixedParam
 from hwtune.vocabulary import CONFIG_ATTR, HARDWARE_ATTR, STATUS_ATTR
-from tests.costmodel.conftest import cost_of, flops, sample, space  # noqa: F401  (space: a fixture)
+from tests.costmodel.conftest import cost_of, flops, sample
 
 runner = CliRunner()
 

@@ -1,0 +1,201 @@
+"""One trial of the loop: propose -> build -> (reuse | predict, maybe skip | measure) -> over budget? -> train -> record.
+
+Every failure is caught here, recorded on the trial (``hwtune:failure`` and a traceback) and raised as
+:class:`TrialFailure`, which Optuna records as a failed trial; the study goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import optuna
+
+from hwtune.exceptions import TrialFailure
+from hwtune.hardware import HardwareReport
+from hwtune.space._metrics import METRICS
+from hwtune.study._storage import worker_identity
+from hwtune.vocabulary import (
+    DEVICE_ATTR,
+    FAILURE_ATTR,
+    HARDWARE_ATTR,
+    HWKEY_ATTR,
+    METRICS_ATTR,
+    PARAMS_ATTR,
+    PREDICTED_ATTR,
+    PRUNED_AT_ATTR,
+    SEED_ATTR,
+    STATUS_ATTR,
+    TRACEBACK_ATTR,
+    WORKER_ATTR,
+    complete_quality,
+)
+
+__all__ = ["TrialContext", "make_objective", "BuildModel", "Measure", "TrainAndEvaluate"]
+
+BuildModel = Callable[[dict[str, Any]], Any]
+Measure = Callable[[Any, dict[str, Any]], HardwareReport]
+TrainAndEvaluate = Callable[[Any, dict[str, Any], "TrialContext"], Mapping[str, float]]
+
+
+@dataclass
+class TrialContext:
+    """What ``train_and_evaluate`` gets besides the model and params.
+
+    Attributes:
+        seed: training seed, derived from the study seed and the params (a retried trial gets the same).
+        trial_number: Optuna's trial number.
+        report: call ``report(epoch, validation_error)`` after each epoch; it raises
+            ``optuna.TrialPruned`` when the study's pruner stops the trial.
+        hardware: the measurements taken before training.
+        set_user_attr: stores a JSON-serialisable value with the trial (e.g. the trainer's settings).
+    """
+
+    seed: int
+    trial_number: int
+    report: Callable[[int, float], None]
+    hardware: HardwareReport
+    set_user_attr: Callable[[str, Any], None] | None = None
+
+
+
+
+def _stable_seed(seed: int, params: Mapping[str, Any]) -> int:
+    text = json.dumps(dict(params), sort_keys=True, default=str)
+    return (zlib.crc32(text.encode()) ^ (seed * 2654435761)) & 0x7FFFFFFF
+
+
+def _describe_exception(stage: str, e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{stage}: {type(e).__name__}: {msg}"[:500]
+
+
+def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
+    """Optuna's objective of one trial of ``study`` (a :class:`~hwtune.study.Study`): the loop of the module docstring."""
+    hw_constraints = [c for c in study.constraints if c.is_hardware]
+
+    def run(trial: optuna.Trial) -> Any:
+        trial.set_user_attr(WORKER_ATTR, worker_identity())
+        trial.set_user_attr(STATUS_ATTR, "running")
+        params = study.space.suggest(trial)
+        trial.set_user_attr(PARAMS_ATTR, params)
+        key = study.space.hardware_key(params)
+        trial.set_user_attr(HWKEY_ATTR, key)
+
+        def fail(stage: str, e: BaseException) -> TrialFailure:
+            trial.set_user_attr(STATUS_ATTR, "failed")
+            trial.set_user_attr(FAILURE_ATTR, _describe_exception(stage, e))
+            trial.set_user_attr(TRACEBACK_ATTR, traceback.format_exc()[-4000:])
+            return TrialFailure(_describe_exception(stage, e))
+
+        # build the untrained network
+        try:
+            model = build_model(params)
+        except Exception as e:
+            raise fail("build", e) from e
+
+        # measure it on the device (or reuse the measurement of the same architecture)
+        cached = study._measure_cache.get(key)
+        costs = study._costs
+        if cached is None and costs is not None:
+            try:
+                predicted = costs.predictions(params, study._hardware_needed)
+                skip = bool(hw_constraints) and costs.should_skip(params, hw_constraints)
+            except Exception as e:
+                raise fail("predict", e) from e
+            if predicted:
+                trial.set_user_attr(PREDICTED_ATTR, predicted)
+            if skip:
+                for c in hw_constraints:
+                    if c.metric in predicted:
+                        trial.set_constraint(str(c), c.violation(predicted[c.metric]["value"]))
+                trial.set_user_attr(STATUS_ATTR, "predicted_over_budget")
+                p_ok = float(costs.prob_feasible([params], hw_constraints)[0])
+                raise optuna.TrialPruned(f"predicted over budget (P(within budget) = {p_ok:.3g}); not measured, not trained")
+        try:
+            if cached is not None:
+                src_trial, report = cached
+                hw = {k: {**m.to_dict(), "extra": {**m.extra, "reused_from_trial": src_trial}} for k, m in report.measurements.items()}
+            else:
+                report = measure(model, params)
+                hw = {k: m.to_dict() for k, m in report.measurements.items()}
+                trial.set_user_attr(DEVICE_ATTR, report.device)
+            trial.set_user_attr(HARDWARE_ATTR, hw)
+            values = report.values()
+            for c in hw_constraints:
+                if c.metric not in values:
+                    raise TrialFailure(f"the meter reported no {c.metric} (constraint '{c}'): {report.measurements.get(c.metric)}")
+            if cached is None and all(m in values for m in study._hardware_needed):
+                study._measure_cache[key] = (trial.number, report)
+                if costs is not None:
+                    costs.observe(params, hw)
+        except Exception as e:
+            raise fail("measure", e) from e
+
+        hw_violations = [c.violation(values[c.metric]) for c in hw_constraints]
+        if any(v > 0 for v in hw_violations):
+            for c, v in zip(hw_constraints, hw_violations):
+                trial.set_constraint(str(c), v)
+            trial.set_user_attr(STATUS_ATTR, "over_budget")
+            raise optuna.TrialPruned(
+                "over budget before training: " + ", ".join(str(c) for c, v in zip(hw_constraints, hw_violations) if v > 0)
+            )
+
+        # train and evaluate
+        seed = _stable_seed(study.seed, params)
+        trial.set_user_attr(SEED_ATTR, seed)
+        first = study.objectives[0]
+
+        hw_objectives = [o.metric for o in study.objectives if METRICS[o.metric].kind == "hardware"]
+        cost_metrics = [m for m in (hw_objectives or study._hardware_needed or ["latency_ms"]) if m in values]
+
+        def report_epoch(epoch: int, value: float) -> None:
+            """``value`` is the validation error after ``epoch``."""
+            stop = False
+            if hasattr(study.pruner, "should_prune_at"):  # cost-aware pruner: prunes Pareto studies too
+                if cost_metrics:  # compares errors among trials of comparable measured cost
+                    stop = study.pruner.should_prune_at(trial, epoch, float(value), [values[m] for m in cost_metrics])
+            elif len(study.objectives) == 1 and first.metric in ("error", "accuracy"):
+                trial.report(float(value) if first.metric == "error" else 1.0 - float(value), epoch)
+                stop = trial.should_prune()
+            if stop:
+                trial.set_user_attr(STATUS_ATTR, "pruned")
+                for c, v in zip(hw_constraints, hw_violations):
+                    trial.set_constraint(str(c), v)
+                trial.set_user_attr(PRUNED_AT_ATTR, epoch)
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        ctx = TrialContext(
+            seed=seed, trial_number=trial.number, report=report_epoch, hardware=report, set_user_attr=trial.set_user_attr
+        )
+        try:
+            metrics = dict(train_and_evaluate(model, params, ctx))
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            raise fail("train", e) from e
+        try:
+            for k, v in metrics.items():
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                    raise TrialFailure(f"train_and_evaluate returned {k}={v!r}; every metric must be a finite number")
+            metrics = complete_quality(metrics)
+            all_values = {**values, **metrics}
+            missing = [o.metric for o in study.objectives if o.metric not in all_values] + [
+                c.metric for c in study.constraints if c.metric not in all_values
+            ]
+            if missing:
+                raise TrialFailure(f"train_and_evaluate returned no {sorted(set(missing))}; it returned {sorted(metrics)}")
+        except TrialFailure as e:
+            raise fail("evaluate", e) from e
+        trial.set_user_attr(METRICS_ATTR, metrics)
+        for c in study.constraints:
+            trial.set_constraint(str(c), c.violation(all_values[c.metric]))
+        trial.set_user_attr(STATUS_ATTR, "trained")
+        out = [float(all_values[o.metric]) for o in study.objectives]
+        return out[0] if len(out) == 1 else tuple(out)
+
+    return run
