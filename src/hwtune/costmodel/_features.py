@@ -13,6 +13,9 @@ from hwtune.space._candidates import Encoder, _choice_indices
 
 __all__ = ["Featurizer", "DerivedFn"]
 
+_RANGES: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+"""Derived-feature ranges over a space, by (derived callable, space): computed once per process."""
+
 DerivedFn = Callable[[Mapping[str, Any]], Mapping[str, float]]
 """``derived(params) -> {feature name: value}``: features a model family computes without training
 (FLOPs, parameter count, activation sizes, layer counts)."""
@@ -150,12 +153,25 @@ class Featurizer:
         whole space when it has at most 20,000 configurations, else 2,000 seeded random draws); for
         models whose priors assume inputs in about [0, 1]."""
         if self._derived_range is None:
+            import json
+
             from hwtune.space._candidates import enumerate_space, random_configs
 
-            configs = enumerate_space(self.space, 20_000) or random_configs(self.space, 2000, np.random.default_rng(0))
-            D = np.array([self._derived_row(c, i) for i, c in enumerate(configs)], dtype=float)
-            lo, hi = D.min(0), D.max(0)
-            self._derived_range = (lo, np.where(hi > lo, hi - lo, 1.0))
+            key = (self.derived, json.dumps(self.space.to_dict(), sort_keys=True, default=str))
+            try:
+                cached = _RANGES.get(key)
+            except TypeError:  # an unhashable callable: computed per featurizer
+                key, cached = None, None
+            if cached is None:
+                configs = enumerate_space(self.space, 20_000) or random_configs(self.space, 2000, np.random.default_rng(0))
+                D = np.array([self._derived_row(c, i) for i, c in enumerate(configs)], dtype=float)
+                lo, hi = D.min(0), D.max(0)
+                cached = (lo, np.where(hi > lo, hi - lo, 1.0))
+                if key is not None:
+                    if len(_RANGES) > 16:
+                        _RANGES.clear()
+                    _RANGES[key] = cached
+            self._derived_range = cached
         return self._derived_range
 
     @staticmethod

@@ -146,7 +146,7 @@ def record_table(rec: "TrialRecord", summary: "StudySummary", title: str) -> Tab
     """A Rich table of ``rec``: what, value, source, and the study's objective or constraint on it."""
     t = Table(title=f"{title} (trial {rec.number})", show_header=True, header_style="bold")
     for col in ("what", "value", "source", "objective / constraint"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")  # a narrow terminal wraps a source, never cuts it to "measured:traini…"
     for row in record_rows(rec, summary):
         t.add_row(*(escape(cell) for cell in row))
     return t

@@ -1,19 +1,27 @@
-"""What to try next: samplers and pruners. No PyTorch, no study (the bench harness is :mod:`hwtune.bench`)."""
+"""What to try next: samplers (hwtune's hardware-aware :class:`HwSampler`, Optuna's by name) and pruners.
 
+No PyTorch, no study, no hardware: a sampler sees params, stored measurements and the study's cost
+model (:mod:`hwtune.costmodel`). The bench harness that runs whole searches is :mod:`hwtune.bench`.
+"""
+
+from hwtune.search._pruners import COST_ATTR, CURVE_ATTR, PRUNERS, CostAwarePruner, make_pruner
 from hwtune.search._samplers import SAMPLERS, make_sampler
 
-__all__ = ["SAMPLERS", "make_sampler"]
-
-# pruners (issue 6)
-from hwtune.search._pruners import COST_ATTR, CURVE_ATTR, PRUNERS, CostAwarePruner, make_pruner  # noqa: E402
-
-__all__ += ["PRUNERS", "make_pruner", "CostAwarePruner", "CURVE_ATTR", "COST_ATTR"]
-
-# hwtune's hardware-aware sampler (issue 5); loaded on first use (it imports SciPy's optimizers)
-__all__ += ["HwSampler", "PROPOSAL_ATTR"]
+__all__ = [
+    "SAMPLERS",
+    "make_sampler",
+    "HwSampler",
+    "PROPOSAL_ATTR",
+    "PRUNERS",
+    "make_pruner",
+    "CostAwarePruner",
+    "CURVE_ATTR",
+    "COST_ATTR",
+]
 
 
 def __getattr__(name: str) -> object:
+    # hwtune's sampler loads on first use (it imports SciPy's optimizers)
     if name in ("HwSampler", "PROPOSAL_ATTR"):
         from hwtune.search import _hwsampler
 
