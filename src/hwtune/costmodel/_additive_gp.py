@@ -7,8 +7,8 @@ It models the cost itself, not its logarithm: on the 27 HELP devices of the NB20
 latency classifies feasibility better than one on log latency, for every device tried
 (docs/benchmarks.md, "What was tried": pixel3 at 40 measurements, Brier score 0.073 vs 0.110),
 because per-operation latencies add up. It was the sampler's own screen in issue 5 and is now one of
-the library's models (``cost_model: additive-gp``); the default is ``additive`` by measurement
-(docs/benchmarks.md, "One cost model").
+the library's models and the default of a study's one cost model for costs that add up, by
+measurement (docs/benchmarks.md, "One cost model").
 
 Inputs: the family's derived features alone when there are any (``inputs="derived"``: with few
 measurements, fewer and more telling inputs predict better: cell features beat the one-hot encoding on
