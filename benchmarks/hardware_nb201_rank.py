@@ -14,6 +14,13 @@ Results are appended to a JSONL file, one line per architecture, so a run can st
     python benchmarks/hardware_nb201_rank.py --batch-size 32 --n 300 --budget-s 240   # repeat until done
     python benchmarks/hardware_nb201_rank.py --report            # correlations of what is there
 
+Test-retest in one run (issue 12): ``--passes 2`` measures the sample, then measures it again into
+``<tag>_pass2``; the report gives the Spearman between the passes and the share of networks whose two
+values are within +-5 %, for the absolute latency and for the latency relative to the reference
+network measured in the same windows (``rel_to_ref``), and the time per network:
+
+    python benchmarks/hardware_nb201_rank.py --batch-size 1 --n 300 --passes 2 --budget-s 1800 --tag i12
+
 On an NVIDIA GPU, with energy and power per inference for the same sample (NVML; the report adds
 their medians and sources):
 
@@ -60,6 +67,14 @@ def columns_for(stem: str, table_devices: list[str]) -> tuple[str, ...]:
 
 
 def measure(args: argparse.Namespace) -> None:
+    tag = args.tag
+    for k in range(args.passes):
+        args.tag = tag if k == 0 else f"{tag}_pass{k + 1}" if tag else f"pass{k + 1}"
+        measure_pass(args)
+    args.tag = tag
+
+
+def measure_pass(args: argparse.Namespace) -> None:
     import torch
 
     from hwtune.hardware import parse_device, profile
@@ -96,6 +111,8 @@ def measure(args: argparse.Namespace) -> None:
                 "row": r, "index": int(table.index[r]), "arch": arch, "batch": args.batch_size, "threads": args.threads, "device": device.to_spec(),
                 "latency_ms": m.value, "ci": [m.ci_low, m.ci_high], "n": m.repeats, "min_ms": m.extra.get("min_ms"), "p10_ms": m.extra.get("p10_ms"), "cpu_ms": m.extra.get("process_cpu_ms_per_call"), "converged": m.extra["converged"],
                 "disturbed": m.extra["disturbed_attempts"], "state": m.extra["state"],
+                "rel_to_ref": m.extra.get("rel_to_ref"), "rel_ci": m.extra.get("rel_to_ref_ci"), "ref_ms": m.extra.get("ref_ms"),
+                "windows": m.extra.get("windows"), "repeated": m.extra.get("repeated_windows"), "measured_at": m.extra.get("measured_at"),
                 "profile_s": round(time.perf_counter() - t0, 3),
                 **({k: rep[k].value for k in ("power_w", "energy_mj")} if args.energy else {}),
                 **({"energy_source": rep["energy_mj"].source} if args.energy else {}),
@@ -181,16 +198,33 @@ def report(args: argparse.Namespace) -> dict:
     for stem, path in stems.items():  # test-retest: the same architectures measured in two passes
         base = stem.rsplit("_pass", 1)[0]
         if "_pass" in stem and base in stems:
-            a = {json.loads(x)["row"]: json.loads(x)["latency_ms"] for x in stems[base].read_text().splitlines()}
-            b = {json.loads(x)["row"]: json.loads(x)["latency_ms"] for x in path.read_text().splitlines()}
-            common = sorted(set(a) & set(b))
+            ra = {json.loads(x)["row"]: json.loads(x) for x in stems[base].read_text().splitlines()}
+            rb = {json.loads(x)["row"]: json.loads(x) for x in path.read_text().splitlines()}
+            common = sorted(set(ra) & set(rb))
             if len(common) >= 10 and stem in out["results"]:
-                va, vb = np.array([a[r] for r in common]), np.array([b[r] for r in common])
-                out["results"][stem]["test_retest"] = {
-                    "n": len(common),
-                    "spearman_pass1_pass2": float(stats.spearmanr(va, vb)[0]),
-                    "median_abs_diff_pct": float(np.median(np.abs(va / vb - 1)) * 100),
-                }
+                tr: dict = {"n": len(common)}
+                for key in ("latency_ms", "rel_to_ref", "cpu_ms", "min_ms"):
+                    if all(ra[r].get(key) is not None and rb[r].get(key) is not None for r in common):
+                        va = np.array([ra[r][key] for r in common])
+                        vb = np.array([rb[r][key] for r in common])
+                        tr[key] = {
+                            "spearman_pass1_pass2": float(stats.spearmanr(va, vb)[0]),
+                            "median_abs_diff_pct": float(np.median(np.abs(va / vb - 1)) * 100),
+                            "share_within_5pct": float(np.mean(np.abs(va / vb - 1) <= 0.05)),
+                        }
+                both = [r for r in common if ra[r].get("ci") and rb[r].get("ci")]
+                if both:  # does each pass's interval hold the other pass's value?
+                    tr["latency_interval_holds_other_pass"] = float(np.mean(
+                        [ra[r]["ci"][0] <= rb[r]["latency_ms"] <= ra[r]["ci"][1] for r in both]
+                        + [rb[r]["ci"][0] <= ra[r]["latency_ms"] <= rb[r]["ci"][1] for r in both]))
+                relb = [r for r in common if ra[r].get("rel_ci") and rb[r].get("rel_ci")]
+                if relb:
+                    tr["rel_interval_holds_other_pass"] = float(np.mean(
+                        [ra[r]["rel_ci"][0] <= rb[r]["rel_to_ref"] <= ra[r]["rel_ci"][1] for r in relb]
+                        + [rb[r]["rel_ci"][0] <= ra[r]["rel_to_ref"] <= rb[r]["rel_ci"][1] for r in relb]))
+                    refs = [ra[r]["ref_ms"] for r in common] + [rb[r]["ref_ms"] for r in common]
+                    tr["reference_ms_range"] = [float(np.min(refs)), float(np.median(refs)), float(np.max(refs))]
+                out["results"][stem]["test_retest"] = tr
     print(json.dumps(out, indent=2))
     return out
 
@@ -210,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget-s", type=float, default=240.0, help="stop measuring after this long (resume later)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     p.add_argument("--tag", default="", help="suffix of the result file (e.g. pass2 for a test-retest pass)")
+    p.add_argument("--passes", type=int, default=1, help="measure the sample this many times (test-retest in one run)")
     p.add_argument("--report", action="store_true", help="only print the correlations of the results so far")
     p.add_argument("--energy", action="store_true", help="also power and energy per inference (NVML on a GPU, RAPL or a labelled estimate on a CPU)")
     args = p.parse_args(argv)

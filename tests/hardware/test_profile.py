@@ -48,7 +48,7 @@ def test_profile_all_metrics_labelled() -> None:
     assert thr.value == pytest.approx(4 / lat.value * 1000)
     assert r["params"].value == 48 * 32 + 32 + 32 * 10 + 10 and r["params"].source == "counted"
     assert r["flops"].value == 2 * (48 * 32 + 32 * 10) and r["flops"].source == "counted:flop_counter"
-    assert r["size_mb"].value > 0 and r["peak_mem_mb"].source == "measured:rss"
+    assert r["size_mb"].value > 0 and r["peak_mem_mb"].source == "counted:traced_tensors"
     for k in ("power_w", "energy_mj"):
         m = r[k]
         # RAPL where readable, else a labelled estimate: never an unlabelled number, never zero for missing
@@ -114,21 +114,23 @@ class _Disturbed(Meter):
 def test_disturbed_window_is_repeated_and_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     windows: list[int] = []
     monkeypatch.setattr(prof, "state_meter_for", lambda device, thr=0.25: (lambda: _Disturbed(windows, 1)))
-    fast = {**FAST, "max_retries": 2}
+    fast = {**FAST, "max_retries": 2, "windows": 3, "target_rel_ci": 10.0, "max_time_s": 30.0, "window_s": 0.001}
     r = profile(_mlp(), torch.randn(2, 48), CPUDevice(1), ["latency_ms", "power_w"], **fast)
-    assert len(windows) == 2  # one disturbed, one clean: stops there
+    assert len(windows) == 4  # one disturbed window, repeated; then 3 clean ones: stops there
     lat = r["latency_ms"]
-    assert lat.extra["attempts"] == 2 and lat.extra["disturbed_attempts"] == 1
-    assert "repeated" in lat.note and any("disturbed in 1 of 2" in w for w in r.warnings)
-    assert r["power_w"].extra["attempts"] == 2
+    assert lat.extra["attempts"] == 4 and lat.extra["disturbed_attempts"] == 1 and lat.extra["repeated_windows"] == 1
+    assert lat.extra["windows"] == 3 and lat.extra["flagged_windows_used"] == 0
+    assert "repeated" in lat.note and any("disturbed in 1 windows" in w for w in r.warnings)
+    assert r["power_w"].extra["state"]["cpu"]["flagged_windows"] == 1
 
 
 def test_always_disturbed_is_bounded_and_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
     windows: list[int] = []
     monkeypatch.setattr(prof, "state_meter_for", lambda device, thr=0.25: (lambda: _Disturbed(windows, 99)))
-    r = profile(_mlp(), torch.randn(2, 48), CPUDevice(1), ["latency_ms"], **{**FAST, "max_retries": 2})
-    assert len(windows) == 3
-    assert "all 3 attempts" in r["latency_ms"].note and "treat with care" in r["latency_ms"].note
+    r = profile(_mlp(), torch.randn(2, 48), CPUDevice(1), ["latency_ms"], **{**FAST, "max_retries": 1, "windows": 3, "target_rel_ci": 10.0, "max_time_s": 30.0, "window_s": 0.001})
+    assert len(windows) == 6  # 3 repeats (windows x max_retries), then 3 kept
+    lat = r["latency_ms"]
+    assert lat.extra["flagged_windows_used"] == 6 and "treat with care" in lat.note and "widen its interval" in lat.note
 
 
 class _ConstantPower(EnergyMeter):

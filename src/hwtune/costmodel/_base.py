@@ -48,6 +48,11 @@ class PredictiveDistribution:
     scale: np.ndarray
     dof: np.ndarray
     log: bool
+    positive: bool = False
+    """The metric cannot be negative (every hardware cost): quantiles, intervals and the median of a
+    linear latent space are clipped at 0. A value >= 0 lies in the clipped interval exactly when it
+    lies in the unclipped one, so the interval's coverage is kept (the mass it cut held no value);
+    probabilities (``cdf``, ``log_prob``) are those of the latent t. A log latent space is positive anyway."""
 
     def __len__(self) -> int:
         return len(self.loc)
@@ -83,7 +88,7 @@ class PredictiveDistribution:
         return out
 
     def quantile(self, q: float) -> np.ndarray:
-        """Value below which the metric lies with probability ``q``, shape (n,) in metric units."""
+        """Value below which the metric lies with probability ``q``, shape (n,) in metric units (>= 0 when ``positive``)."""
         if not 0.0 < q < 1.0:
             raise ValueError(f"quantile level must be in (0, 1), got {q}")
         dof = np.broadcast_to(np.asarray(self.dof, dtype=float), self.loc.shape)
@@ -91,11 +96,15 @@ class PredictiveDistribution:
         for d in np.unique(dof):  # a model has one dof, or a few: compute each t quantile once
             factor[dof == d] = special.ndtri(q) if np.isinf(d) else special.stdtrit(d, q)
         lat = self.loc + self.scale * factor
-        return np.exp(lat) if self.log else lat
+        if self.log:
+            return np.exp(lat)
+        return np.maximum(lat, 0.0) if self.positive else lat
 
     def median(self) -> np.ndarray:
         """The median, shape (n,): the point prediction used for ranking and percentage errors."""
-        return np.exp(self.loc) if self.log else self.loc.copy()
+        if self.log:
+            return np.exp(self.loc)
+        return np.maximum(self.loc, 0.0) if self.positive else self.loc.copy()
 
     def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Central interval holding the metric with probability ``level``: (low, high), each (n,)."""
@@ -274,7 +283,8 @@ class CostModel(ABC):
             loc, scale, dof = self._predict(F)
             scale = np.maximum(np.asarray(scale, dtype=float), 1e-12)
             dof = np.maximum(np.broadcast_to(np.asarray(dof, dtype=float), (n,)), MIN_DOF)
-        return PredictiveDistribution(np.asarray(loc, dtype=float), scale, np.array(dof, dtype=float), self.target == "log")
+        # every hardware cost is >= 0: a linear-target predictive's intervals are clipped at 0
+        return PredictiveDistribution(np.asarray(loc, dtype=float), scale, np.array(dof, dtype=float), self.target == "log", positive=True)
 
     def predict(self, X_params: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std in metric units, each shape (n,). See :meth:`PredictiveDistribution.mean_std`.

@@ -9,7 +9,19 @@ serialized size, and watches the device's state while it does.
 """
 
 from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter
-from hwtune.hardware._device import CPUDevice, CUDADevice, Device, available_cpu_count, parse_device
+from hwtune.hardware._decide import (
+    decide_near_bounds,
+    pool_measurements,
+    remeasure_until_decided,
+    straddles,
+)
+from hwtune.hardware._device import (
+    CPUDevice,
+    CUDADevice,
+    Device,
+    available_cpu_count,
+    parse_device,
+)
 from hwtune.hardware._latency import (
     CudaEventTimer,
     LatencyResult,
@@ -17,7 +29,12 @@ from hwtune.hardware._latency import (
     time_until_confident,
     warm_up,
 )
-from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement, format_report
+from hwtune.hardware._measurement import (
+    BATCH_METRICS,
+    HardwareReport,
+    Measurement,
+    format_report,
+)
 from hwtune.hardware._memory import CPUMemoryMeter, CUDAMemoryMeter
 from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter, MeterGroup, Window
 from hwtune.hardware._nvml import (
@@ -36,8 +53,23 @@ from hwtune.hardware._profile import (
     serialized_size_mb,
     state_meter_for,
 )
-from hwtune.hardware._rapl import RaplEnergyMeter, accumulate_counter, counter_delta, find_rapl_zones
+from hwtune.hardware._rapl import (
+    RaplEnergyMeter,
+    accumulate_counter,
+    counter_delta,
+    find_rapl_zones,
+)
 from hwtune.hardware._runner import OnnxModel, as_runner, count_flops, load_model
+from hwtune.hardware._windows import (
+    REFERENCE_NAME,
+    OSWindowProbe,
+    WindowedResult,
+    WindowRecord,
+    measure_in_windows,
+    reference_call,
+    reference_history,
+    summarize_windows,
+)
 
 __all__ = [
     # devices
@@ -67,6 +99,19 @@ __all__ = [
     "time_until_confident",
     "warm_up",
     "CudaEventTimer",
+    "measure_in_windows",
+    "summarize_windows",
+    "WindowRecord",
+    "WindowedResult",
+    "OSWindowProbe",
+    "REFERENCE_NAME",
+    "reference_call",
+    "reference_history",
+    # decisions near a bound
+    "straddles",
+    "pool_measurements",
+    "remeasure_until_decided",
+    "decide_near_bounds",
     # meters
     "Meter",
     "EnergyMeter",

@@ -9,7 +9,7 @@ from typing import Any
 from hwtune.hardware._measurement import Measurement, unavailable
 from hwtune.hardware._meters import Meter, Sampler, Window
 
-__all__ = ["CPUMemoryMeter", "CUDAMemoryMeter", "read_proc_status_kb", "current_rss_bytes"]
+__all__ = ["CPUMemoryMeter", "CUDAMemoryMeter", "current_rss_bytes", "read_proc_status_kb"]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -140,3 +140,109 @@ class CUDAMemoryMeter(Meter):
                 note="torch.cuda.max_memory_allocated: weights + inputs + activations", extra=extra,
             )
         }
+
+
+TRACED_SOURCE = "counted:traced_tensors"
+
+
+def traced_peak_bytes(model: Any, inputs: tuple[Any, ...]) -> dict[str, int]:
+    """Bytes of tensors alive during one inference of ``model``, traced op by op.
+
+    Every tensor an operator returns is counted from its creation until the last tensor sharing its
+    storage is freed (views and in-place results share the count); parameters, buffers and inputs
+    are counted once. The peak is therefore what the network's own tensors need at once, whatever
+    the process did before: it does not depend on the process's history, unlike the resident set.
+    Framework workspaces (oneDNN scratch, cuDNN workspace) and the runtime are not in it.
+
+    Returns:
+        ``{"peak": ..., "weights": ..., "inputs": ..., "activations": ...}`` in bytes, where
+        ``peak = weights + inputs + activations`` and ``activations`` is the peak of live
+        intermediate tensors (the output included).
+    """
+    import weakref
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    def _ptr(t: Any) -> tuple[int, int]:
+        st = t.untyped_storage()
+        return int(st.data_ptr()), int(st.nbytes())
+
+    fixed: dict[int, int] = {}
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    buffers = list(model.buffers()) if hasattr(model, "buffers") else []
+    for t in (*params, *buffers):
+        p, n = _ptr(t)
+        fixed[p] = n
+    weights = sum(fixed.values())
+    ins: dict[int, int] = {}
+    for t in inputs:
+        if isinstance(t, torch.Tensor):
+            p, n = _ptr(t)
+            if p not in fixed:
+                ins[p] = n
+    fixed.update(ins)
+
+    class _Live(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refs: dict[int, list[int]] = {}  # data_ptr -> [tensors alive, bytes]
+            self.live = 0
+            self.peak = 0
+
+        def _drop(self, ptr: int) -> None:
+            r = self.refs.get(ptr)
+            if r is None:
+                return
+            r[0] -= 1
+            if r[0] <= 0:
+                self.live -= r[1]
+                del self.refs[ptr]
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                    continue
+                p, n = _ptr(t)
+                if p == 0 or p in fixed:
+                    continue
+                r = self.refs.get(p)
+                if r is None:
+                    self.refs[p] = [1, n]
+                    self.live += n
+                    self.peak = max(self.peak, self.live)
+                else:
+                    r[0] += 1
+                weakref.finalize(t, self._drop, p)
+            return out
+
+    mode = _Live()
+    with torch.inference_mode(), mode:
+        result = model(*inputs)
+    del result
+    return {"peak": weights + sum(ins.values()) + mode.peak, "weights": weights, "inputs": sum(ins.values()), "activations": mode.peak}
+
+
+def traced_peak_measurement(model: Any, inputs: tuple[Any, ...], batch_size: int) -> Measurement:
+    """``peak_mem_mb`` from :func:`traced_peak_bytes`, labelled ``counted:traced_tensors``; unavailable with the reason on failure."""
+    try:
+        b = traced_peak_bytes(model, inputs)
+    except Exception as e:  # noqa: BLE001 - a model the tracer cannot follow: say so, never 0
+        return unavailable("peak_mem_mb", "MB", f"the tensor trace of one inference failed: {type(e).__name__}: {e}", batch_size=batch_size)
+    if b["peak"] <= 0:
+        return unavailable("peak_mem_mb", "MB", "the tensor trace saw no tensor", batch_size=batch_size)
+    extra = {
+        "kind": "traced tensors",
+        "weights_mb": round(b["weights"] / 1e6, 4),
+        "inputs_mb": round(b["inputs"] / 1e6, 4),
+        "activations_mb": round(b["activations"] / 1e6, 4),
+        "batch_size": batch_size,
+    }
+    return Measurement(
+        "peak_mem_mb", b["peak"] / 1e6, "MB", TRACED_SOURCE,
+        note="parameters + buffers + input + the peak of live intermediate tensors in one traced inference "
+        "(framework workspaces and the runtime excluded; independent of the process's history)",
+        extra=extra,
+    )

@@ -142,7 +142,7 @@ class EnergyMeter(Meter):
     def measurements(self, window: Window) -> dict[str, Measurement]:
         energy, note, extra = self.energy_j()
         dur = self.duration_s
-        extra = {**extra, "window_s": round(dur, 4), "calls": window.calls, "batch_size": window.batch_size}
+        extra = {**extra, "window_s": round(dur, 6), "calls": window.calls, "batch_size": window.batch_size}
         if energy is None:
             why = note or "no reading"
             return {

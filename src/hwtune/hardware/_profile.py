@@ -2,13 +2,16 @@
 
 For each batch size, in one call:
 
-1. a memory window around the first inferences (allocator peak on GPU, resident-set growth on CPU);
-2. untimed warm-up;
-3. one measurement window in which the latency loop runs (adaptive repeats until the median's CI is
-   tight) while the energy meter (RAPL / NVML counter / NVML power sampling / labelled estimate) and
-   the device-state meter watch; the window is stretched with more inferences when the energy meter
-   needs a longer one. A window during which the device was busy with other work or throttling is
-   flagged and repeated (at most ``max_retries`` times).
+1. peak memory: on a CPU, the tensors of one traced inference (weights + input + the peak of live
+   intermediates, independent of the process's history); on a GPU, the CUDA allocator's peak;
+   for ONNX models on a CPU, resident-set growth;
+2. untimed warm-up (of the network and of the fixed reference network);
+3. latency over several short windows (``_windows.py``), each bracketed by the reference network and
+   checked by the device-state meter: flagged windows are repeated (bounded) or kept and widen the
+   interval; the interval comes from the spread between windows joined with the samples' own; the
+   latency relative to the reference is reported beside it (``extra["rel_to_ref"]``);
+4. power over one window of the network alone (RAPL / NVML counter / NVML power sampling / labelled
+   estimate); ``energy_mj = power_w x latency_ms / batch`` by construction.
 
 Parameters, FLOPs and serialized size are counted once per model.
 """
@@ -16,14 +19,32 @@ Parameters, FLOPs and serialized size are counted once per model.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter, process_cpu_seconds
+from hwtune.hardware._cpu import CPUUtilisationEstimateMeter, process_cpu_seconds
 from hwtune.hardware._device import CPUDevice, CUDADevice
-from hwtune.hardware._latency import CudaEventTimer, LatencyResult, time_until_confident, warm_up
-from hwtune.hardware._measurement import BATCH_METRICS, HardwareReport, Measurement, unavailable
-from hwtune.hardware._memory import CPUMemoryMeter, CUDAMemoryMeter, current_rss_bytes
-from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter, MeterGroup, UnavailableEnergyMeter, Window, say_once
+from hwtune.hardware._latency import CudaEventTimer, warm_up
+from hwtune.hardware._measurement import (
+    BATCH_METRICS,
+    HardwareReport,
+    Measurement,
+    unavailable,
+)
+from hwtune.hardware._memory import (
+    CPUMemoryMeter,
+    CUDAMemoryMeter,
+    current_rss_bytes,
+    traced_peak_measurement,
+)
+from hwtune.hardware._meters import (
+    EnergyMeter,
+    Meter,
+    MeterGroup,
+    UnavailableEnergyMeter,
+    Window,
+    say_once,
+)
 from hwtune.hardware._nvml import (
     GPUUtilisationEstimateMeter,
     NVMLEnergyMeter,
@@ -34,18 +55,31 @@ from hwtune.hardware._nvml import (
     has_power_reading,
 )
 from hwtune.hardware._rapl import RaplEnergyMeter, rapl_zones
-from hwtune.hardware._runner import ModelRunner, as_runner, count_parameters, serialized_size_mb
+from hwtune.hardware._runner import (
+    ModelRunner,
+    as_runner,
+    count_parameters,
+    serialized_size_mb,
+)
+from hwtune.hardware._windows import (
+    REFERENCE_NAME,
+    OSWindowProbe,
+    WindowedResult,
+    measure_in_windows,
+    record_reference,
+    reference_call,
+)
 from hwtune.space._metrics import METRICS
 
 __all__ = [
-    "profile",
     "PROFILE_METRICS",
-    "count_parameters",
-    "serialized_size_mb",
-    "energy_meter_for",
-    "state_meter_for",
-    "measure_idle_power",
     "clear_idle_cache",
+    "count_parameters",
+    "energy_meter_for",
+    "measure_idle_power",
+    "profile",
+    "serialized_size_mb",
+    "state_meter_for",
 ]
 
 PROFILE_METRICS = ("latency_ms", "throughput_sps", "power_w", "energy_mj", "peak_mem_mb", "params", "flops", "size_mb")
@@ -96,9 +130,13 @@ def energy_meter_for(device: Any, *, estimate: bool = True, cpu_tdp_w: float | N
 
 
 def state_meter_for(device: Any, busy_threshold: float = 0.25) -> Callable[[], Meter] | None:
-    """A factory of the device-state meter, or ``None`` where the state cannot be read."""
+    """A factory of the device-state meter wrapped around each short window, or ``None`` where the
+    state cannot be read: :class:`OSWindowProbe` on a CPU (runnable tasks, other processes on our
+    cores, steal time, frequency), NVML's state meter on a GPU (utilisation, throttle reasons).
+    ``busy_threshold`` is kept for callers of the older :class:`CPUStateMeter`."""
     if device.kind == "cpu":
-        return lambda: CPUStateMeter(busy_threshold=busy_threshold)
+        threads = device.resolved_threads()
+        return lambda: OSWindowProbe(threads)
     try:
         nv, h = device.nvml()
     except NVMLUnavailable as e:
@@ -176,7 +214,7 @@ def _check_batches(batch_sizes: Sequence[int] | None, default: int) -> list[int]
     return out
 
 
-def _latency_measurements(res: LatencyResult, batch: int, extra: dict[str, Any], note: str | None) -> dict[str, Measurement]:
+def _latency_measurements(res: WindowedResult, batch: int, extra: dict[str, Any], note: str | None) -> dict[str, Measurement]:
     source = "measured:timer"
     lat = Measurement("latency_ms", res.median_ms, METRICS["latency_ms"].unit, source, res.ci_low_ms, res.ci_high_ms, res.repeats, note, extra)
     thr = Measurement(
@@ -185,17 +223,6 @@ def _latency_measurements(res: LatencyResult, batch: int, extra: dict[str, Any],
         "batch size / median latency" + (f"; {note}" if note else ""), extra,
     )
     return {"latency_ms": lat, "throughput_sps": thr}
-
-
-def _disturbance(states: list[DeviceState]) -> float:
-    """How disturbed a window was (for choosing among attempts): 0 = clean."""
-    score = 0.0
-    for s in states:
-        if s.throttled:
-            score += 1.0
-        if s.busy:
-            score += float(s.details.get("other_load", 0.5)) + len(s.details.get("other_processes", []))
-    return score
 
 
 def _provenance_warnings(groups: Iterable[dict[str, Measurement]]) -> list[str]:
@@ -227,6 +254,9 @@ def _profile_batch(
     target_rel_ci: float,
     max_time_s: float,
     max_retries: int,
+    windows: int,
+    window_s: float,
+    reference: bool,
     warmup_runs: int,
     warmup_s: float,
     min_repeats: int,
@@ -249,111 +279,167 @@ def _profile_batch(
 
     # 1. memory, over the first inferences (later ones reuse cached memory)
     if "peak_mem_mb" in wanted:
-        mem: Meter | None = None
-        if device.kind == "cpu":
-            mem = CPUMemoryMeter(rss_baseline)
-        elif cuda_torch:
-            mem = CUDAMemoryMeter(device.index)
-        if mem is None:
-            out["peak_mem_mb"] = unavailable("peak_mem_mb", "MB", "ONNX Runtime's CUDA memory arena is not visible to hwtune", batch_size=batch)
+        if device.kind == "cpu" and runner.kind == "torch":
+            out["peak_mem_mb"] = traced_peak_measurement(runner.model, tuple(x) if isinstance(x, tuple) else (x,), batch)
         else:
-            g = MeterGroup([mem])
-            with g.window():
-                run_once()
-                run_once()
-            out.update(g.measurements(Window(g.duration_s, 2, batch)))
+            mem: Meter | None = None
+            if device.kind == "cpu":
+                mem = CPUMemoryMeter(rss_baseline)
+            elif cuda_torch:
+                mem = CUDAMemoryMeter(device.index)
+            if mem is None:
+                out["peak_mem_mb"] = unavailable("peak_mem_mb", "MB", "ONNX Runtime's CUDA memory arena is not visible to hwtune", batch_size=batch)
+            else:
+                g = MeterGroup([mem])
+                with g.window():
+                    run_once()
+                    run_once()
+                out.update(g.measurements(Window(g.duration_s, 2, batch)))
 
     timed = [m for m in ("latency_ms", "throughput_sps", "power_w", "energy_mj") if m in wanted]
     if not timed:
         return out
 
-    # 2. warm-up, untimed
+    # 2. warm-up, untimed (the reference too: it is built once per process and device)
     warm = warm_up(call, runs=warmup_runs, seconds=warmup_s, sync=sync)
+    ref = reference_call(device) if reference else None
+    if ref is not None:
+        warm_up(ref, runs=3, seconds=0.0, sync=sync)
     timer = CudaEventTimer(device.index) if cuda_torch else None
     want_energy = "power_w" in wanted or "energy_mj" in wanted
 
-    # 3. the measurement window: latency loop + energy + device state, repeated when disturbed
-    attempts: list[tuple[LatencyResult, dict[str, Measurement], list[DeviceState], float]] = []
-    for _attempt in range(1 + max(0, max_retries)):
-        meters: list[Meter] = []
-        energy: EnergyMeter | None = None
-        if state_factory is not None:
-            meters.append(state_factory())
-        if want_energy and energy_factory is not None:
-            energy = energy_factory()
-            if baseline is not None and baseline[0] is not None:
-                energy.baseline_w, energy.baseline_note = baseline
-            meters.append(energy)
-        group = MeterGroup(meters)
-        if sync:
-            sync()
-        group.begin()
-        t0 = time.perf_counter()
-        cpu0 = process_cpu_seconds()
-        res = time_until_confident(
-            call, target_rel_ci=target_rel_ci, max_time_s=max_time_s, min_repeats=min_repeats,
-            warmup_runs=0, warmup_s=0.0, sync=sync, timer=timer,
-        )
-        calls = res.repeats
-        if energy is not None:
-            need = min_energy_window_s if min_energy_window_s is not None else MIN_ENERGY_WINDOW_S.get(type(energy), 0.0)
-            while time.perf_counter() - t0 < need:
-                run_once()
-                calls += 1
-        cpu_ms = (process_cpu_seconds() - cpu0) * 1000.0 / max(calls, 1)
-        group.end()
-        ms = group.measurements(Window(group.duration_s, calls, batch))
-        states = group.states()
-        attempts.append((res, ms, states, cpu_ms))
-        if not any(s.disturbed for s in states):
-            break
-
-    clean = [a for a in attempts if not any(s.disturbed for s in a[2])]
-    chosen = clean[0] if clean else min(attempts, key=lambda a: (_disturbance(a[2]), a[0].median_ms))
-    res, ms, states, cpu_ms = chosen
-    n_disturbed = sum(1 for a in attempts if any(s.disturbed for s in a[2]))
+    # 3. latency over short windows, each bracketed by the reference and checked by the state meter
+    t0 = time.perf_counter()
+    cpu0 = process_cpu_seconds()
+    res = measure_in_windows(
+        call, reference=ref, probe=state_factory, target_rel_ci=target_rel_ci, max_time_s=max_time_s,
+        windows=windows, window_s=window_s, min_per_window=max(3, -(-min_repeats // max(windows, 1))),
+        max_flagged_repeats=windows * max(0, max_retries), sync=sync, timer=timer,
+        clock_name="cuda_events" if timer is not None else "wall",
+    )
+    wall_s = time.perf_counter() - t0
+    cpu_s = process_cpu_seconds() - cpu0
+    measured_at = time.time()
+    if res.ref_ms is not None:
+        record_reference(device.to_spec(), res.ref_ms, measured_at)
     notes: list[str] = []
-    disturb_msg: str | None = None
     if not res.converged:
-        cap = f"time cap {max_time_s:g} s hit before the CI reached ±{target_rel_ci:.0%} (it is ±{res.rel_half_width:.1%})"
+        cap = (f"time cap {max_time_s:g} s or {res.windows} windows reached before the CI reached ±{target_rel_ci:.0%} "
+               f"(it is ±{res.rel_half_width:.1%}: ±{res.between_rel_half_width:.1%} between windows)")
         notes.append(cap)
         warnings.append(f"batch {batch}: latency {cap}")
-    if n_disturbed:
-        first_disturbed = next(a for a in attempts if any(s.disturbed for s in a[2]))
-        reasons = [r for s in (first_disturbed[2] if clean else chosen[2]) for r in s.reasons]
-        if clean:
-            disturb_msg = f"device disturbed in {n_disturbed} of {len(attempts)} attempts ({'; '.join(reasons)}); repeated, kept the undisturbed one"
+    if res.flagged:
+        why = "; ".join(res.reasons[:3])
+        if res.flagged_used:
+            msg = (f"device disturbed in {res.flagged} of {res.windows + res.repeated} windows ({why}); too few clean windows: "
+                   f"the {res.flagged_used} disturbed ones are kept in the estimate and widen its interval: treat with care")
         else:
-            disturb_msg = f"device disturbed in all {len(attempts)} attempts ({'; '.join(reasons)}); kept the least disturbed: treat with care"
-        notes.append(disturb_msg)
-        warnings.append(f"batch {batch}: {disturb_msg}")
+            msg = f"device disturbed in {res.flagged} windows ({why}); repeated, the estimate uses the {res.windows} undisturbed ones"
+        notes.append(msg)
+        warnings.append(f"batch {batch}: {msg}")
     note = "; ".join(notes) or None
-    state_dict = {s.device: s.to_dict() for s in states}
+    state_dict = {("cuda" if device.kind == "cuda" else "cpu"): {"busy": res.flagged > 0, "flagged_windows": res.flagged, "reasons": list(res.reasons[:5])}}
+    ref_extra: dict[str, Any] = {}
+    if res.ref_ms is not None and res.ratio is not None:
+        ref_extra = {
+            "reference": REFERENCE_NAME,
+            "ref_ms": round(res.ref_ms, 6),
+            "ref_ci_ms": [round(v, 6) for v in res.ref_ci] if res.ref_ci else None,
+            "rel_to_ref": round(res.ratio, 6),
+            "rel_to_ref_ci": [round(v, 6) for v in res.ratio_ci] if res.ratio_ci else None,
+            "window_ref_ms": [round(v, 6) for v in res.window_ref_ms],
+        }
     extra: dict[str, Any] = {
         "batch_size": batch,
         "threads": device.resolved_threads(),
         "converged": res.converged,
         "rel_half_width": round(res.rel_half_width, 5),
+        "between_windows_rel_half_width": round(res.between_rel_half_width, 5),
+        "within_windows_rel_half_width": round(res.within_rel_half_width, 5),
         "target_rel_ci": target_rel_ci,
         "outliers": res.outliers,
-        "min_ms": round(res.min_ms, 6) if res.min_ms is not None else None,
-        "p10_ms": round(res.p10_ms, 6) if res.p10_ms is not None else None,
+        "min_ms": round(res.min_ms, 6),
+        "p10_ms": round(res.p10_ms, 6),
         "warmup": warm,
         "clock": res.clock,
-        # this process's CPU time per inference over the window: unlike wall time it does not grow
-        # while other processes hold the CPU (with one thread it approximates the quiet latency)
-        "process_cpu_ms_per_call": round(cpu_ms, 6),
-        "attempts": len(attempts),
-        "disturbed_attempts": n_disturbed,
+        # this process's CPU time per network call over the windows (reference calls included in
+        # the numerator are few and small; see "ref_ms"): unlike wall time it does not grow while
+        # other processes hold the CPU
+        "process_cpu_ms_per_call": round(cpu_s * 1000.0 / max(res.repeats, 1), 6),
+        "windows": res.windows,
+        "window_medians_ms": [round(v, 6) for v in res.window_medians_ms],
+        "attempts": res.windows + res.repeated,
+        "disturbed_attempts": res.flagged,
+        "repeated_windows": res.repeated,
+        "flagged_windows_used": res.flagged_used,
+        "measuring_s": round(wall_s, 4),
+        "measured_at": round(measured_at, 3),
+        **ref_extra,
         "state": state_dict,
     }
     lat = _latency_measurements(res, batch, extra, note)
     out.update({k: v for k, v in lat.items() if k in wanted})
-    for k in ("power_w", "energy_mj"):
-        if k in wanted:
-            m = ms.get(k) or unavailable(k, METRICS[k].unit, "no energy meter for this device")
-            m_extra = {**m.extra, "state": state_dict, "attempts": len(attempts), "disturbed_attempts": n_disturbed}
-            out[k] = Measurement(m.metric, m.value, m.unit, m.source, m.ci_low, m.ci_high, m.repeats, m.note, m_extra)
+    if want_energy:
+        out.update(_energy_window(run_once, energy_factory, baseline, res, batch, min_energy_window_s, wanted, state_dict))
+    return out
+
+
+def _energy_window(
+    run_once: Callable[[], None],
+    energy_factory: Callable[[], EnergyMeter] | None,
+    baseline: tuple[float | None, str] | None,
+    res: WindowedResult,
+    batch: int,
+    min_energy_window_s: float | None,
+    wanted: list[str],
+    state_dict: dict[str, Any],
+) -> dict[str, Measurement]:
+    """Power over a window of the network alone; energy per sample = that power x the batch latency / batch.
+
+    One definition each (docs/study-files.md): ``power_w`` is the mean power of the device while it
+    runs the network (idle included unless a baseline is subtracted, which the value then says);
+    ``energy_mj`` is ``power_w x latency_ms / batch_size``, so that ``energy = power x time`` holds by
+    construction with the reported latency. The window's own energy per sample is kept in ``extra``.
+    """
+    if energy_factory is None:
+        return {k: unavailable(k, METRICS[k].unit, "no energy meter for this device") for k in ("power_w", "energy_mj") if k in wanted}
+    energy = energy_factory()
+    if baseline is not None and baseline[0] is not None:
+        energy.baseline_w, energy.baseline_note = baseline
+    need = min_energy_window_s if min_energy_window_s is not None else MIN_ENERGY_WINDOW_S.get(type(energy), 0.0)
+    group = MeterGroup([energy])
+    calls = 0
+    group.begin()
+    t0 = time.perf_counter()
+    while calls < 1 or time.perf_counter() - t0 < need:
+        run_once()
+        calls += 1
+    group.end()
+    ms = group.measurements(Window(group.duration_s, calls, batch))
+    out: dict[str, Measurement] = {}
+    p = ms.get("power_w") or unavailable("power_w", "W", "no energy meter for this device")
+    e_window = ms.get("energy_mj")
+    common = {"state": state_dict}
+    if "power_w" in wanted:
+        out["power_w"] = Measurement(p.metric, p.value, p.unit, p.source, None, None, calls, p.note, {**p.extra, **common})
+    if "energy_mj" in wanted:
+        if not p.available:
+            out["energy_mj"] = Measurement("energy_mj", None, "mJ", p.source, note=p.note, extra={**p.extra, **common})
+        else:
+            w = float(p.value)  # type: ignore[arg-type]
+            e_extra = {
+                **p.extra, **common,
+                "definition": "power_w x latency_ms / batch_size",
+                "power_w": w,
+                "latency_ms": res.median_ms,
+                "window_mj_per_sample": e_window.value if e_window is not None else None,
+                "window_ms_per_call": round(group.duration_s * 1000.0 / calls, 6),
+            }
+            out["energy_mj"] = Measurement(
+                "energy_mj", w * res.median_ms / batch, "mJ", p.source,
+                w * res.ci_low_ms / batch, w * res.ci_high_ms / batch, calls,
+                p.note, e_extra,
+            )
     return out
 
 
@@ -375,6 +461,9 @@ def profile(
     warmup_runs: int = 3,
     warmup_s: float = 0.05,
     min_repeats: int = 10,
+    windows: int = 5,
+    window_s: float = 0.05,
+    reference: bool = True,
 ) -> HardwareReport:
     """Measure ``model`` on ``device`` with ``example_input``.
 
@@ -393,7 +482,8 @@ def profile(
             example input's.
         idle_baseline: ``True``: measure the idle power once (1 s, cached 10 min per device) and
             subtract it, saying so; a number: subtract that many watts. Never from an estimate.
-        max_retries: how often a window in which the device was busy or throttling is repeated.
+        max_retries: flagged windows (device busy or throttling) are repeated up to
+            ``windows x max_retries`` times in all; beyond that they are kept and widen the interval.
         busy_threshold: share of our CPUs that other processes may keep busy before a CPU window
             counts as disturbed.
         estimate_energy: where no sensor exists, give a labelled ``estimated:tdp`` value
@@ -401,7 +491,12 @@ def profile(
         cpu_tdp_w: TDP for the CPU estimate (default ``HWTUNE_CPU_TDP_W`` or 85 W).
         min_energy_window_s: shortest window for energy (default per meter, 0.1–0.5 s).
         warmup_runs, warmup_s: untimed inferences before timing: at least this many and this long.
-        min_repeats: fewest timed inferences per window.
+        min_repeats: fewest timed inferences in all (spread over the windows, at least 3 each).
+        windows: fewest short windows the repeats are spread over (more are added until the
+            interval is within ``target_rel_ci`` or ``max_time_s`` is spent).
+        window_s: shortest time the network is timed in each window.
+        reference: bracket every window with hwtune's fixed reference network, and report the
+            latency relative to it (``extra["rel_to_ref"]``) beside the absolute one.
 
     Returns:
         A report with one :class:`Measurement` per requested metric (primary batch size) and
@@ -442,6 +537,7 @@ def profile(
                     per_batch[b] = _profile_batch(
                         runner, device, x, b, dynamic,
                         target_rel_ci=target_rel_ci, max_time_s=max_time_s, max_retries=max_retries,
+                        windows=windows, window_s=window_s, reference=reference,
                         warmup_runs=warmup_runs, warmup_s=warmup_s, min_repeats=min_repeats,
                         min_energy_window_s=min_energy_window_s, rss_baseline=rss_baseline,
                         energy_factory=energy_factory, state_factory=state_factory,

@@ -161,7 +161,7 @@ class TorchRunner(ModelRunner):
 
 
 class OnnxModel:
-    """An ONNX file, run with ONNX Runtime (install the ``onnx`` extra: ``pip install hwtune[onnx]``)."""
+    """An ONNX file, run with ONNX Runtime (install the ``onnx`` extra: ``pip install -e '.[onnx]'`` in a clone of hwtune)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -180,7 +180,7 @@ def _import_ort() -> Any:
     try:
         import onnxruntime
     except ImportError:
-        raise ConfigError("model", "measuring an ONNX model needs onnxruntime, which is not installed.", "pip install 'hwtune[onnx]' (or onnxruntime-gpu for NVIDIA GPUs).") from None
+        raise ConfigError("model", "measuring an ONNX model needs onnxruntime, which is not installed.", "install hwtune's onnx extra: pip install -e '.[onnx]' in a clone of hwtune (or pip install onnxruntime, onnxruntime-gpu for NVIDIA GPUs).") from None
     return onnxruntime
 
 
@@ -241,7 +241,7 @@ class OnnxRunner(ModelRunner):
             import onnx
             from onnx import numpy_helper  # noqa: F401
         except ImportError:
-            return unavailable("params", "", "counting ONNX parameters needs the onnx package (pip install 'hwtune[onnx]')")
+            return unavailable("params", "", "counting ONNX parameters needs the onnx package (pip install -e '.[onnx]' in a clone of hwtune, or pip install onnx)")
         m = onnx.load(str(self.model.path), load_external_data=False)
         n = 0
         for init in m.graph.initializer:
