@@ -25,6 +25,7 @@ __all__ = [
     "SEED_ATTR",
     "RETRY_OF_ATTR",
     "DEVICE_ATTR",
+    "DECISION_ATTR",
     "PRUNED_AT_ATTR",
     "TRAIN_SETTINGS_ATTR",
     "CURVE_ATTR",
@@ -63,6 +64,8 @@ PARAMS_ATTR = "hwtune:params"
 SEED_ATTR = "hwtune:train_seed"
 RETRY_OF_ATTR = "hwtune:retry_of"
 DEVICE_ATTR = "hwtune:device"
+DECISION_ATTR = "hwtune:decision"
+"""constraint -> how a measurement near its bound was decided (rounds measured, pooled interval, verdict)."""
 PRUNED_AT_ATTR = "hwtune:pruned_at_epoch"
 TRAIN_SETTINGS_ATTR = "hwtune:train_settings"
 CURVE_ATTR = "hwtune:curve"

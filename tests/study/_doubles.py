@@ -9,7 +9,7 @@ from hwtune.hardware import HardwareReport, Measurement
 
 SPACE = {
     "width": {"type": "int", "low": 1, "high": 10, "role": "architecture"},
-    "lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+    "lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True, "role": "training"},
 }
 
 

@@ -40,7 +40,7 @@ def test_sure_over_budget_proposals_are_neither_measured_nor_trained():
         assert lat.source.startswith("predicted:") and lat.value > 3
         assert max(r.violations) > 0  # samplers learn from it like from a measured infeasible trial
     # the measurement count is lower than the number of distinct over-budget widths proposed
-    assert len(measured) < len({r.params["width"] for r in summary.records})
+    assert len(set(measured)) < len({r.params["width"] for r in summary.records})  # (one near the bound is measured again)
     assert all(w <= 3 for w in trained)
 
 

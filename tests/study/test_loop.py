@@ -65,9 +65,11 @@ def test_same_architecture_is_measured_once():
 
     s = _study()
     summary = s.optimize(d.build, d.train, measure=measure, n_trials=40)
-    assert len(calls) == len(set(calls))  # 10 widths, 40 trials: reused, not re-measured
+    # 10 widths, 40 trials: reused, not re-measured (the width whose interval straddles the limit,
+    # 5 ms, is measured up to 3 times in its own trial before the decision: hardware.decide_near_bounds)
+    assert all(calls.count(w) == 1 for w in set(calls) if w != 5) and calls.count(5) <= 3
     reused = [r for r in summary.records if "reused_from_trial" in r.hardware["latency_ms"].extra]
-    assert len(reused) == 40 - len(calls)
+    assert len(reused) == 40 - len(set(calls))
 
 
 def test_failing_and_nan_trials_are_recorded_and_the_study_goes_on():

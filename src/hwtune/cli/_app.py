@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from hwtune.exceptions import ConfigError
 
@@ -26,9 +31,87 @@ def _root() -> None:
     """hwtune: hardware-constrained neural network search."""
 
 
+ECHO_LIMIT = 500
+"""Characters of an error message's problem or fix printed (they echo user input, which can be huge)."""
+
+
+def _clip(text: Any, limit: int = ECHO_LIMIT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def _error_text(e: BaseException) -> Text:
+    """``error <field>: <problem> Fix: <fix>`` as plain text: user values are never read as Rich markup."""
+    if isinstance(e, ConfigError):
+        body = f"{_clip(e.field, 200)}: {_clip(e.problem)}" + (f" Fix: {_clip(e.fix)}" if e.fix else "")
+    else:
+        body = _clip(e, 2 * ECHO_LIMIT)
+    return Text.assemble(("error", "bold red"), " ", body)
+
+
 def _fail(e: ConfigError) -> None:
-    err.print(f"[bold red]error[/bold red] {e}", highlight=False)
+    err.print(_error_text(e), highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+class _CtrlC:
+    """``hwtune run``'s SIGINT handling: the first Ctrl-C raises ``KeyboardInterrupt`` (the running trial
+    is abandoned: marked interrupted and queued to run first next time); a second one exits at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> "_CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            os.write(2, b"\nsecond Ctrl-C: exiting at once; the next run recovers the trial that was running.\n")
+            os._exit(130)
+        raise KeyboardInterrupt
+
+    def check(self, *_: Any) -> None:
+        """A trial callback: an interrupt something swallowed still ends the run after the trial."""
+        if self.count:
+            raise KeyboardInterrupt
+
+
+def _resume_command(study_file: Optional[Path]) -> str:
+    argv0 = Path(sys.argv[0]).name if sys.argv else ""
+    if argv0 in ("hwtune", "__main__.py") and len(sys.argv) > 1:
+        return "hwtune " + shlex.join(sys.argv[1:])
+    return "hwtune run" + (f" {shlex.quote(str(study_file))}" if study_file else "")
+
+
+def _report_interrupt(study: Any, study_file: Optional[Path]) -> None:
+    """What an interrupted run kept, and how to resume it."""
+    from hwtune.vocabulary import BUDGET_STATUSES
+
+    if study is None:
+        err.print("interrupted before the study started: nothing was run or written.", highlight=False)
+        return
+    try:
+        counts = study.counts()
+        done = sum(v for k, v in counts.items() if k in BUDGET_STATUSES)
+        waiting = counts.get("waiting", 0)
+        kept = (
+            f"{done} finished trials ({counts.get('trained', 0)} trained) are kept in {study.storage_url or 'memory'} "
+            f"(study '{study.name}')"
+            + (f"; {waiting} interrupted trial{'s' * (waiting != 1)} queued to run first next time, with the same params." if waiting else ".")
+        )
+    except Exception as e:  # the storage itself may be what failed
+        kept = f"finished trials are stored in {study.storage_url} (study '{study.name}'), but counting them failed: {_clip(e, 200)}"
+    err.print(Text(f"\ninterrupted. {kept}"), soft_wrap=True, highlight=False)
+    if study.storage_url:
+        err.print(Text(f"Resume with the same command: {_resume_command(study_file)}"), soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -44,12 +127,32 @@ def run(
     workers: int = typer.Option(1, min=1, help="Worker processes sharing the study through the storage."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Run (or resume) a hardware-constrained network search and print the best feasible network."""
+    """Run (or resume) a hardware-constrained network search and print the best feasible network.
+
+    Ctrl-C abandons the running trial (marked interrupted, queued to run first next time), says what
+    was kept and how to resume, and exits 130; a second Ctrl-C exits at once.
+    """
+    try:
+        with _CtrlC() as ctrl_c:
+            _run_study(study_file, storage, name, trials, trained, minutes, sampler, seed, workers, quiet, ctrl_c)
+    except ConfigError as e:
+        _fail(e)
+    except KeyboardInterrupt as e:
+        _report_interrupt(getattr(e, "__study__", None), study_file)
+        raise typer.Exit(code=130) from None
+
+
+def _run_study(
+    study_file: Optional[Path], storage: Optional[str], name: Optional[str], trials: Optional[int], trained: Optional[int],
+    minutes: Optional[float], sampler: Optional[str], seed: Optional[int], workers: int, quiet: bool, ctrl_c: _CtrlC,
+) -> None:
+    """``hwtune run`` inside its Ctrl-C handling; a ``KeyboardInterrupt`` carries the study out as ``__study__``."""
     import optuna
 
     from hwtune.report import StudyProgress, print_summary
     from hwtune.study import default_study_file, load_study_file, study_from_file
 
+    study = None
     try:
         spec = load_study_file(study_file) if study_file else default_study_file()
         overrides = {k: v for k, v in (("sampler", sampler), ("seed", seed)) if v is not None}
@@ -59,9 +162,12 @@ def run(
         for field, v in (("budget.trials", budget.trials), ("budget.trained", budget.trained)):
             if v is not None and v < 1:
                 raise ConfigError(field, f"must be a positive integer, got {v}.")
-        if budget.minutes is not None and budget.minutes <= 0:
-            raise ConfigError("budget.minutes", f"must be positive, got {budget.minutes}.")
+        if budget.minutes is not None and not (0 < budget.minutes < float("inf")):  # NaN too
+            raise ConfigError("budget.minutes", f"must be a positive number, got {budget.minutes}.", "give e.g. --minutes 2.5.")
         study, build, train = study_from_file(spec, storage=storage, name=name)
+        calibration = study.calibrate(build)  # a relative limit (latency_ms <= q40): measured once, stored
+        if calibration is not None and not quiet:
+            err.print(Text(calibration.describe()), highlight=False, soft_wrap=True)
         # failed trials are counted live and explained in the summary (tracebacks are stored with them)
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         timeout = budget.minutes * 60 if budget.minutes else None
@@ -69,11 +175,13 @@ def run(
         with StudyProgress(study, total, console=err if not quiet else Console(quiet=True)) as progress:
             summary = study.optimize(
                 build, train, n_trials=budget.trials, n_trained=budget.trained, timeout=timeout,
-                callbacks=[progress], n_workers=workers,
+                callbacks=[ctrl_c.check, progress], n_workers=workers,
             )
-    except ConfigError as e:
-        _fail(e)
-        return
+        if ctrl_c.count:  # interrupted where nothing raised (e.g. after the last trial)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        e.__study__ = study  # type: ignore[attr-defined]
+        raise
     print_summary(summary, Console())
 
 
@@ -95,5 +203,5 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # completed trials are already stored
-        err.print("interrupted; completed trials are stored and `hwtune run` resumes the study.")
+        err.print("interrupted; completed trials are stored and `hwtune run` resumes the study.", highlight=False)
         sys.exit(130)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from hwtune.report._tables import format_params, record_table
 from hwtune.vocabulary import BUDGET_STATUSES
@@ -72,24 +73,30 @@ class StudyProgress:
 
 def print_summary(summary: "StudySummary", console: Console | None = None) -> None:
     """Counts, failures, and a table per best feasible trial: its hyperparameters, every objective and
-    constraint metric of the study, the always-shown measurements, each value with its source."""
+    constraint metric of the study, the always-shown measurements, each value with its source.
+
+    Every user value (study name, storage URL, failure messages...) is printed as plain ``Text``: never read as Rich markup."""
     console = console or Console()
     c = summary.counts
     console.print(
-        f"\n[bold]Study[/bold] {summary.name}: {c.get('trained', 0)} trained, "
-        f"{c.get('over_budget', 0)} over budget (measured, never trained), "
-        f"{c.get('predicted_over_budget', 0)} predicted over budget (neither measured nor trained), {c.get('pruned', 0)} pruned, "
-        f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed.",
+        Text.assemble(
+            "\n", ("Study", "bold"), f" {summary.name}: {c.get('trained', 0)} trained, "
+            f"{c.get('over_budget', 0)} over budget (measured, never trained), "
+            f"{c.get('predicted_over_budget', 0)} predicted over budget (neither measured nor trained), {c.get('pruned', 0)} pruned, "
+            f"{c.get('failed', 0)} failed, {c.get('interrupted', 0)} interrupted and re-proposed.",
+        ),
         soft_wrap=True,
     )
-    console.print(f"Objective: {', '.join(map(str, summary.objectives))}; constraints: {', '.join(map(str, summary.constraints)) or 'none'}", soft_wrap=True)
+    objectives = ", ".join(map(str, summary.objectives))
+    constraints = ", ".join(map(str, summary.constraints)) or "none"
+    console.print(Text(f"Objective: {objectives}; constraints: {constraints}"), soft_wrap=True)
     reasons: dict[str, list[int]] = {}
     for r in summary.records:
         if r.status in ("failed", "interrupted") and r.failure:
             reasons.setdefault(r.failure, []).append(r.number)
     for reason, numbers in sorted(reasons.items(), key=lambda kv: -len(kv[1]))[:5]:
         shown = ", ".join(map(str, numbers[:8])) + (" ..." if len(numbers) > 8 else "")
-        console.print(f"[red]failed[/red] trials {shown}: {reason}", soft_wrap=True, highlight=False)
+        console.print(Text.assemble(("failed", "red"), f" trials {shown}: {reason[:500]}"), soft_wrap=True, highlight=False)
     if not summary.best:
         console.print("[yellow]No feasible trained network yet.[/yellow]")
     for i, rec in enumerate(summary.best):
@@ -97,8 +104,8 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
-    console.print(f"Stored in [bold]{summary.storage}[/bold] (study '{summary.name}'). Browse it with:", soft_wrap=True)
-    console.print(f"  optuna-dashboard {summary.storage}", soft_wrap=True, highlight=False)
+    console.print(Text.assemble("Stored in ", (summary.storage, "bold"), f" (study '{summary.name}'). Browse it with:"), soft_wrap=True)
+    console.print(Text(f"  optuna-dashboard {summary.storage}"), soft_wrap=True, highlight=False)
 
 
 def _print_record(rec: "TrialRecord", summary: "StudySummary", console: Console, title: str) -> None:

@@ -5,22 +5,67 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import warnings
+import zlib
+from typing import Any, Callable
 
 import optuna
 from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
 
 from hwtune.exceptions import ConfigError
 
 __all__ = ["SAMPLERS", "make_sampler"]
 
+def _trial_seed(seed: int, number: int) -> int:
+    """A seed for trial ``number`` of a study seeded ``seed`` (32 bits, as NumPy's RandomState takes)."""
+    return zlib.crc32(f"hwtune:{seed}:{number}".encode()) & 0xFFFFFFFF
+
+
+class _StateSeededRandomSampler(optuna.samplers.RandomSampler):
+    """Optuna's random sampler, seeded from the study's state: at its first trial, when the study already
+    holds trials, its generator is reseeded from (seed, that trial's number).
+
+    Seeded from the seed alone, a resumed study (or a second process on the same study) replays the
+    proposals already tried. Trial numbers are unique across processes, so a resume or another
+    process continues with a fresh stream, while a fresh study draws exactly what ``seed`` alone gives.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self._study_seed = seed
+        self._state_seeded = False
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if not self._state_seeded:
+            self._state_seeded = True
+            if self._study_seed is not None and trial.number > 0:
+                self._rng.rng.seed(_trial_seed(self._study_seed, trial.number))
+        super().before_trial(study, trial)
+
+
+class _StateSeededTPESampler(optuna.samplers.TPESampler):
+    """Optuna's TPE, seeded from the study's state as :class:`_StateSeededRandomSampler` is."""
+
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self._study_seed = seed
+        self._state_seeded = False
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if not self._state_seeded:
+            self._state_seeded = True
+            if self._study_seed is not None and trial.number > 0:
+                self._rng.rng.seed(_trial_seed(self._study_seed, trial.number))
+                self._random_sampler._rng.rng.seed(_trial_seed(self._study_seed + 1, trial.number))
+        super().before_trial(study, trial)
+
+
 def _random(seed: int | None, **_: Any) -> BaseSampler:
     # Constraint-aware through the loop: every proposal is measured before training, an
     # over-budget one is never trained, and an architecture known to be over budget is never
     # measured again (the loop reuses the stored measurement).
-    return optuna.samplers.RandomSampler(seed=seed)
+    return _StateSeededRandomSampler(seed=seed)
 
 
 def _tpe(seed: int | None, n_startup_trials: int = 10, **_: Any) -> BaseSampler:
@@ -30,7 +75,7 @@ def _tpe(seed: int | None, n_startup_trials: int = 10, **_: Any) -> BaseSampler:
     # them on the "bad" side.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True, group=True)
+        return _StateSeededTPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True, group=True)
 
 
 def _hwtune(

@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 from hwtune.exceptions import ConfigError
 from hwtune.space._metrics import METRICS, metric_info
 
-__all__ = ["Constraint", "Objective", "parse_constraint", "parse_constraints", "parse_objectives"]
+__all__ = ["Constraint", "Objective", "UnresolvedLimitError", "parse_constraint", "parse_constraints", "parse_objectives"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -19,52 +19,126 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
 }
-_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+|[qQ][-+0-9.eE]*)\s*$")
+
+
+class UnresolvedLimitError(ConfigError, AttributeError):
+    """A relative limit (``latency_ms <= q30``) was evaluated before it was calibrated on the device.
+
+    Also an ``AttributeError``: ``getattr(c, "bound", None)`` is ``None`` for an unresolved limit
+    (``Constraint.limit`` says so directly).
+    """
 
 
 @dataclass(frozen=True)
 class Constraint:
-    """A bound on one metric, e.g. ``latency_ms <= 5``.
+    """A bound on one metric, e.g. ``latency_ms <= 5``, or relative to the device, ``latency_ms <= q30``.
+
+    A *relative* limit ``q30`` is the 30 % quantile of the metric over the search space on the study's
+    device. It holds no number until it is calibrated (:meth:`resolve`: the study measures a few random
+    architectures once, at its start, and stores the absolute number with the study); until then
+    :attr:`bound`, :meth:`satisfied` and :meth:`violation` refuse to answer.
 
     Attributes:
         metric: a name of the metric vocabulary.
         op: one of ``<=``, ``<``, ``>=``, ``>``.
-        bound: the limit, in the metric's unit.
+        limit: the absolute limit in the metric's unit (``None`` while a relative limit is unresolved).
+        quantile: for a relative limit, the quantile as a share in (0, 1) (``q30`` -> 0.3); else ``None``.
     """
 
     metric: str
     op: str
-    bound: float
+    limit: float | None
+    quantile: float | None = None
 
     @property
     def is_hardware(self) -> bool:
         """True when the constraint can be checked before training (a hardware metric)."""
         return METRICS[self.metric].kind == "hardware"
 
+    @property
+    def is_relative(self) -> bool:
+        """True for a limit relative to the device (``q30``), resolved or not."""
+        return self.quantile is not None
+
+    @property
+    def is_resolved(self) -> bool:
+        """True when the constraint has an absolute limit (always, unless relative and not calibrated)."""
+        return self.limit is not None
+
+    @property
+    def bound(self) -> float:
+        """The absolute limit, in the metric's unit.
+
+        Raises:
+            UnresolvedLimitError: for a relative limit that has not been calibrated yet.
+        """
+        if self.limit is None:
+            raise UnresolvedLimitError(
+                "constraints",
+                f"the relative limit '{self.text}' has no absolute value yet: it must be calibrated on the device "
+                "before any trial is checked against it.",
+                "run the study through Study.optimize (it calibrates relative limits before the first trial), "
+                "or resolve the constraint with Constraint.resolve(value).",
+            )
+        return self.limit
+
+    @property
+    def text(self) -> str:
+        """The constraint as written (``latency_ms <= q30``, ``latency_ms <= 1.5``): what a study's
+        definition stores and a resume compares."""
+        if self.quantile is not None:
+            return f"{self.metric} {self.op} q{_percent(self.quantile)}"
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+    def resolve(self, limit: float) -> "Constraint":
+        """This relative constraint with its calibrated absolute ``limit`` (a new object)."""
+        if self.quantile is None:
+            raise ValueError(f"'{self.text}' is an absolute limit: there is nothing to resolve.")
+        limit = float(limit)
+        if not math.isfinite(limit):
+            raise ValueError(f"the calibrated limit of '{self.text}' must be finite, got {limit!r}.")
+        return Constraint(self.metric, self.op, limit, self.quantile)
+
     def satisfied(self, value: float) -> bool:
         """Whether ``value`` meets the constraint (NaN never does)."""
-        return not math.isnan(value) and _OPS[self.op](value, self.bound)
+        bound = self.bound
+        return not math.isnan(value) and _OPS[self.op](value, bound)
 
     def violation(self, value: float) -> float:
         """Relative violation: <= 0 when satisfied, > 0 by how much (as a share of the bound).
 
         This is the sign convention of Optuna's ``constraints_func``.
+
+        Raises:
+            UnresolvedLimitError: for a relative limit that has not been calibrated yet.
         """
-        scale = abs(self.bound) if self.bound != 0 else 1.0
+        bound = self.bound
+        scale = abs(bound) if bound != 0 else 1.0
         if self.op in ("<=", "<"):
-            v = (value - self.bound) / scale
+            v = (value - bound) / scale
         else:
-            v = (self.bound - value) / scale
+            v = (bound - value) / scale
         if not self.satisfied(value) and v <= 0:  # strict bound hit exactly
             v = 1e-12
         return v
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.bound:g}"
+        if self.quantile is None:
+            return self.text
+        if self.limit is None:
+            return f"{self.text} (not calibrated yet)"
+        return f"{self.metric} {self.op} {self.limit:.4g} (q{_percent(self.quantile)} on this device)"
+
+
+def _percent(q: float) -> str:
+    return f"{100.0 * q:.6g}"
 
 
 def parse_constraint(text: str, field: str = "constraints") -> Constraint:
-    """Parse ``"<metric> <op> <number>"``; errors name the field and the fix."""
+    """Parse ``"<metric> <op> <number>"`` or ``"<metric> <op> q<NN>"`` (a limit relative to the
+    device: the NN % quantile of a hardware metric over the space, 0 < NN < 100); errors name the
+    field and the fix."""
     if not isinstance(text, str):
         raise ConfigError(field, f"expected text like 'latency_ms <= 5', got {text!r}.")
     m = _CONSTRAINT_RE.match(text)
@@ -72,10 +146,31 @@ def parse_constraint(text: str, field: str = "constraints") -> Constraint:
         raise ConfigError(
             field,
             f"cannot parse constraint {text!r}.",
-            "write '<metric> <op> <number>' with op one of <=, <, >=, >, e.g. 'latency_ms <= 5'.",
+            "write '<metric> <op> <number>' with op one of <=, <, >=, >, e.g. 'latency_ms <= 5', "
+            "or a limit relative to the device such as 'latency_ms <= q30'.",
         )
     name, op, number = m.groups()
-    metric_info(name, field)
+    info = metric_info(name, field)
+    if number[:1] in ("q", "Q"):
+        try:
+            percent = float(number[1:])
+        except ValueError:
+            percent = math.nan
+        if not (0.0 < percent < 100.0):
+            raise ConfigError(
+                field,
+                f"{number!r} in {text!r} is not a quantile.",
+                "write q<NN> with 0 < NN < 100, e.g. 'latency_ms <= q30' (the 30 % quantile of the space's latency on this device).",
+            )
+        if info.kind != "hardware":
+            raise ConfigError(
+                field,
+                f"{text!r}: a relative limit ({number}) is a quantile of a hardware metric measured on the device "
+                f"before training; {name} is a {info.kind} metric, known only after training.",
+                f"give {name} an absolute number, e.g. '{name} {op} 0.05', or put the relative limit on a hardware metric "
+                "such as 'latency_ms <= q30'.",
+            )
+        return Constraint(name, op, None, percent / 100.0)
     try:
         bound = float(number)
     except ValueError:

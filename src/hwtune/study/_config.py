@@ -5,10 +5,12 @@ Every field is validated before anything is written; errors name the field and t
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,9 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hwtune.exceptions import ConfigError
 from hwtune.study._storage import DEFAULT_STORAGE
 from hwtune.study._study import Study, TrialContext
+from hwtune.study._validate import (
+    MAX_INFERENCE_BATCH,
+    check_cost_model_file,
+    check_objectives_and_constraints,
+)
 from hwtune.vocabulary import TRAIN_SETTINGS_ATTR
 
-__all__ = ["StudyFile", "load_study_file", "default_study_file", "FamilyBuilder", "ClassifierTrainer", "study_from_file"]
+__all__ = ["ClassifierTrainer", "FamilyBuilder", "StudyFile", "default_study_file", "load_study_file", "study_from_file"]
 
 
 class _Strict(BaseModel):
@@ -38,12 +45,12 @@ class ModelSpec(_Strict):
 class BudgetSpec(_Strict):
     trials: int | None = Field(default=None, ge=1)
     trained: int | None = Field(default=None, ge=1)
-    minutes: float | None = Field(default=None, gt=0)
+    minutes: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class LatencySpec(_Strict):
-    rel_ci: float = Field(default=0.05, gt=0, lt=1)
-    max_time_s: float = Field(default=3.0, gt=0)
+    rel_ci: float = Field(default=0.05, gt=0, lt=1, allow_inf_nan=False)
+    max_time_s: float = Field(default=3.0, gt=0, allow_inf_nan=False)
 
 
 class TrainerSpec(_Strict):
@@ -69,14 +76,14 @@ class StudyFile(_Strict):
     objective: Any = "minimize: error"
     constraints: list[str] = Field(default_factory=list)
     device: str = "cpu"
-    inference_batch_size: int = Field(default=1, ge=1)
+    inference_batch_size: int = Field(default=1, ge=1, le=MAX_INFERENCE_BATCH)
     budget: BudgetSpec = Field(default_factory=lambda: BudgetSpec(trials=30))
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     sampler: str = "hwtune"
     latency: LatencySpec = Field(default_factory=LatencySpec)
     pruner: str | dict[str, Any] | None = None
     cost_model: str = "auto"
-    skip_threshold: float = Field(default=0.001, ge=0, lt=1)
+    skip_threshold: float = Field(default=0.001, ge=0, lt=1, allow_inf_nan=False)
     cost_model_file: str | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
 
@@ -86,36 +93,195 @@ class StudyFile(_Strict):
         return [v] if isinstance(v, str) else v
 
 
-def _pydantic_to_config_error(e: ValidationError) -> ConfigError:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "study file"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = ", ".join(sorted(StudyFile.model_fields)) if len(err["loc"]) == 1 else "see docs/study-files.md"
-        return ConfigError(loc, "unknown key.", f"remove it or use one of: {known}.")
-    if kind == "missing":
-        return ConfigError(loc, "required but missing.", f"add '{err['loc'][-1]}:' to the study file.")
-    return ConfigError(loc, f"{err['msg']} (got {err.get('input')!r}).", "correct the value's type or range.")
+_SECTIONS: dict[str, type[BaseModel]] = {"data": DataSpec, "model": ModelSpec, "budget": BudgetSpec, "latency": LatencySpec, "trainer": TrainerSpec}
+
+MAX_FILE_BYTES = 1_000_000
+"""Largest study file read (a study file is a few hundred bytes)."""
+MAX_DEPTH = 50
+"""Deepest nesting of YAML collections in a study file."""
+MAX_NODES = 100_000
+"""Most YAML nodes a study file may hold once its aliases are expanded (refuses alias bombs)."""
+_ECHO = 80
+"""Most characters of a user value an error message repeats."""
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= _ECHO else text[: _ECHO - 3] + "..."
+
+
+def _did_you_mean(key: Any, valid: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _one_error(problems: list[tuple[str, str, str | None]]) -> ConfigError:
+    """One ``ConfigError`` reporting every problem (the first one's field leads)."""
+    if len(problems) == 1:
+        return ConfigError(*problems[0])
+    lines = [f"{f}: {p}" + (f" Fix: {x}" if x else "") for f, p, x in problems]
+    fields = ", ".join(dict.fromkeys(f for f, _, _ in problems))
+    return ConfigError(fields, f"{len(problems)} problems:\n  - " + "\n  - ".join(lines))
+
+
+def _pydantic_problems(e: ValidationError) -> list[tuple[str, str, str | None]]:
+    unknown: list[tuple[str, str, str | None]] = []
+    other: list[tuple[str, str, str | None]] = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "study file"
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            model = StudyFile if len(err["loc"]) == 1 else _SECTIONS.get(str(err["loc"][0]), StudyFile)
+            valid = sorted(model.model_fields)
+            unknown.append((loc, "unknown key.", f"{_did_you_mean(err['loc'][-1], valid)}remove it or use one of: {', '.join(valid)}."))
+        elif kind == "missing":
+            other.append((loc, "required but missing.", f"add '{err['loc'][-1]}:' to the study file (docs/study-files.md)."))
+        elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            limits = " and ".join(f"{op} {ctx[k]}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if k in ctx)
+            other.append((loc, f"{err['msg']} (got {_short(err.get('input'))}).", f"use a value {limits}."))
+        elif kind == "finite_number":
+            other.append((loc, f"must be a finite number (got {_short(err.get('input'))}).", "use a positive number."))
+        else:
+            other.append((loc, f"{err['msg']} (got {_short(err.get('input'))}).", "correct the value's type or range (docs/study-files.md)."))
+    return unknown + other
+
+
+def _space_problems(space: Any) -> list[tuple[str, str, str | None]]:
+    """Unknown keys of param entries (``typ:``), found before the space is parsed."""
+    from hwtune.space._space import _KEYS
+
+    if not isinstance(space, Mapping):
+        return []
+    valid = sorted(set().union(*_KEYS.values()))
+    out: list[tuple[str, str, str | None]] = []
+    for name, entry in space.items():
+        if not isinstance(entry, Mapping):
+            continue
+        for key in entry:
+            if key not in valid:
+                out.append((f"space.{name}.{key}", f"unknown key {str(key)!r}.", f"{_did_you_mean(key, valid)}a param takes: {', '.join(valid)}."))
+        if "type" not in entry and not any(f"space.{name}." in f for f, _, _ in out):
+            out.append((f"space.{name}.type", "missing.", "add 'type: int', 'type: float' or 'type: categorical' (or write a plain value to fix the param)."))
+    return out
 
 
 def parse_study_file(raw: Mapping[str, Any], source: str = "study file") -> StudyFile:
     if not isinstance(raw, Mapping):
-        raise ConfigError(source, "the top level must be a mapping of keys to values.")
+        raise ConfigError(source, "the top level must be a mapping of keys to values.", "start the file with 'space:' and the other keys of docs/study-files.md.")
+    problems: list[tuple[str, str, str | None]] = []
     try:
-        return StudyFile.model_validate(dict(raw))
+        spec = StudyFile.model_validate(dict(raw))
     except ValidationError as e:
-        raise _pydantic_to_config_error(e) from None
+        problems = _pydantic_problems(e)
+        spec = None
+    problems += _space_problems(raw.get("space"))
+    if problems:
+        raise _one_error(problems)
+    assert spec is not None
+    return spec
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem: str, fix: str, mark: Any = None) -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.mark = problem, fix, mark
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys, deep nesting and alias bombs."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"nested more than {MAX_DEPTH} levels deep", "a study file is a few levels deep: check the brackets", mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if alias:
+            if id(node) not in self._sizes:
+                raise _Refused("an alias refers to the collection that contains it", "remove the recursive alias", mark)
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for kv in node.value for n in kv]
+        else:
+            children = []
+        size = 1 + sum(self._sizes.get(id(c), 0) for c in children)
+        if size > MAX_NODES:
+            raise _Refused(f"expands to more than {MAX_NODES:,} values through its aliases (&/*)", "write the values out, or use fewer aliases", mark)
+        self._sizes[id(node)] = size
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise _Refused(
+                    f"key {_short(key)} is given twice (lines {seen[key].line + 1} and {key_node.start_mark.line + 1})",
+                    "keep one of them: YAML would silently keep the last",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse study-file YAML safely; every refusal is a ``ConfigError`` naming ``source``."""
+    try:
+        return yaml.load(text, Loader=_StudyLoader)
+    except _Refused as e:
+        where = f" (line {e.mark.line + 1})" if e.mark is not None else ""
+        raise ConfigError(source, f"{e.problem}{where}.", f"{e.fix}.") from None
+    except RecursionError:
+        raise ConfigError(source, "is nested too deeply to read.", "a study file is a few levels deep: check the brackets.") from None
+    except yaml.YAMLError as e:
+        text_e = str(e)
+        if len(text_e) > 400:
+            text_e = text_e[:397] + "..."
+        raise ConfigError(source, f"is not valid YAML: {text_e}.", "fix the syntax at the line shown (indentation, colons, quotes).") from None
 
 
 def load_study_file(path: str | Path) -> StudyFile:
     """Read and validate a YAML study file (the study name defaults to the file's stem)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("study file", f"{str(p)!r} is a directory.", "give the path of a YAML study file inside it.")
     if not p.is_file():
         raise ConfigError("study file", f"{str(p)!r} does not exist.", "give the path of a YAML study file.")
     try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(str(p), f"is not valid YAML: {e}.") from None
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(str(p), f"is {size:,} bytes; a study file is at most {MAX_FILE_BYTES:,}.", "give the YAML study file, not a data file.")
+        data = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(str(p), f"cannot be read: {e.strerror or e}.", "check the path and its permissions.") from None
+    if b"\x00" in data:
+        raise ConfigError(str(p), "is a binary file, not YAML text.", "give the YAML study file (docs/study-files.md).")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            str(p), f"is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}).",
+            "save the study file as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
+        ) from None
+    raw = read_yaml(text, str(p))
     if isinstance(raw, dict) and "name" not in raw:
         raw["name"] = p.stem
     return parse_study_file(raw, str(p))
@@ -124,7 +290,7 @@ def load_study_file(path: str | Path) -> StudyFile:
 def default_study_file() -> StudyFile:
     """The embedded default study (digits, small CNN, CPU latency limit)."""
     text = resources.files("hwtune.study").joinpath("default_study.yaml").read_text()
-    return parse_study_file(yaml.safe_load(text), "default study")
+    return parse_study_file(read_yaml(text, "default study"), "default study")
 
 
 @dataclass(frozen=True)
@@ -182,10 +348,25 @@ _DATA_CACHE: dict[Any, Any] = {}
 def study_from_file(spec: StudyFile, storage: str | None = None, name: str | None = None) -> tuple[Study, FamilyBuilder, ClassifierTrainer]:
     """Build the study and its callables, validating data, family and space (nothing is written)."""
     from hwtune.search import make_pruner
-    from hwtune.space import FixedParam, IntParam, SearchSpace, parse_objectives
-    from hwtune.train import FamilyCostFeatures, TrainerOptions, get_family, load_dataset
+    from hwtune.space import (
+        FixedParam,
+        IntParam,
+        SearchSpace,
+        parse_constraints,
+        parse_objectives,
+    )
+    from hwtune.train import (
+        FamilyCostFeatures,
+        TrainerOptions,
+        get_family,
+        load_dataset,
+    )
 
     family = get_family(spec.model.family)
+    # checks that need no data: before the data set is loaded (and long before any storage exists)
+    check_objectives_and_constraints(parse_objectives(spec.objective), parse_constraints(spec.constraints))
+    if spec.cost_model_file is not None:
+        check_cost_model_file(spec.cost_model_file)
     space = SearchSpace.from_dict(spec.space, default_roles=family.default_roles(list(spec.space)))
     epochs = space["epochs"] if "epochs" in space else None
     max_epochs = (
@@ -197,7 +378,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     try:
         data = load_dataset(spec.data.name, spec.data.path, seed=spec.seed, **spec.data.options)
     except TypeError as e:
-        raise ConfigError("data.options", f"{e}.", "see the loader's options in docs/study-files.md.") from None
+        raise ConfigError("data.options", f"{e}.", f"use the options of {spec.data.name!r} listed in docs/study-files.md (Data options).") from None
     family.validate_space(space, data.input_shape, data.num_classes)
     study = Study(
         name or spec.name,

@@ -1,13 +1,16 @@
 """One trial of the loop: propose -> build -> (reuse | predict, maybe skip | measure) -> over budget? -> train -> record.
 
 Every failure is caught here, recorded on the trial (``hwtune:failure`` and a traceback) and raised as
-:class:`TrialFailure`, which Optuna records as a failed trial; the study goes on.
+:class:`TrialFailure`, which Optuna records as a failed trial; the study goes on. ``optuna.TrialPruned``
+raised by user code records the trial ``pruned``. An interrupt (``KeyboardInterrupt``, ``SystemExit``)
+abandons the trial (``interrupted``, FAIL, its params queued to run again) and propagates. A storage
+fault propagates as it is (the study turns it into a ``ConfigError`` naming ``storage``): it is not the
+trial's fault and is never recorded as one.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import traceback
 import zlib
 from dataclasses import dataclass
@@ -15,11 +18,13 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from hwtune.exceptions import TrialFailure
-from hwtune.hardware import HardwareReport
+from hwtune.exceptions import ConfigError, TrialFailure
+from hwtune.hardware import HardwareReport, decide_near_bounds
 from hwtune.space._metrics import METRICS
-from hwtune.study._storage import worker_identity
+from hwtune.study._storage import abandon_trial, is_storage_error, worker_identity
+from hwtune.study._validate import check_metrics
 from hwtune.vocabulary import (
+    DECISION_ATTR,
     DEVICE_ATTR,
     FAILURE_ATTR,
     HARDWARE_ATTR,
@@ -74,11 +79,81 @@ def _describe_exception(stage: str, e: BaseException) -> str:
     return f"{stage}: {type(e).__name__}: {msg}"[:500]
 
 
+def _cheap_param_count(model: Any) -> int | None:
+    """The network's parameter count when it can be had in microseconds (a PyTorch-like module), else None."""
+    parameters = getattr(model, "parameters", None)
+    if not callable(parameters):
+        return None
+    try:
+        return int(sum(int(p.numel()) for p in parameters()))
+    except Exception:
+        return None
+
+
+def _stored_param_count(report: HardwareReport) -> int | None:
+    m = report.measurements.get("params")
+    if m is None or not getattr(m, "available", True) or m.value is None:
+        return None
+    try:
+        return int(m.value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_reuse(study: Any, key: str, src_trial: int, report: HardwareReport, model: Any, params: Mapping[str, Any]) -> None:
+    """Refuse to reuse trial ``src_trial``'s measurement for a network that is not the same: equal
+    hardware keys but a different parameter count means a param that shapes the network is marked
+    ``training`` (it is left out of the key)."""
+    new = _cheap_param_count(model)
+    if new is None:
+        return
+    old = _stored_param_count(report)
+    if old is None:
+        old = getattr(study, "_measure_counts", {}).get(key)
+    if old is None or old == new:
+        return
+    try:
+        trials = study.optuna_study.get_trials(deepcopy=False)
+        old_params = trials[src_trial].user_attrs.get(PARAMS_ATTR, {}) if src_trial < len(trials) else {}
+    except Exception:
+        old_params = {}
+    training = [n for n in study.space if study.space[n].role == "training"]
+    suspects = [n for n in training if n in params and old_params.get(n) != params.get(n)] or training
+    names = ", ".join(repr(n) for n in suspects) or "a training param"
+    raise ConfigError(
+        f"space.{suspects[0]}.role" if suspects else "space",
+        f"trial {src_trial} and this trial have the same hardware-relevant params ({key}) but networks of "
+        f"{old:,} and {new:,} parameters: {names} changes the network yet is marked role: training, so one "
+        "network's measurement would be reused for another.",
+        f"give {names} role: architecture (or compression) in the space.",
+    )
+
+
 def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
     """Optuna's objective of one trial of ``study`` (a :class:`~hwtune.study.Study`): the loop of the module docstring."""
     hw_constraints = [c for c in study.constraints if c.is_hardware]
 
     def run(trial: optuna.Trial) -> Any:
+        stage = ["propose"]  # where the trial is, for an interrupt's message
+        try:
+            return _run(trial, stage)
+        except optuna.TrialPruned:
+            if trial.user_attrs.get(STATUS_ATTR) == "running":  # raised by user code, not by the loop
+                trial.set_user_attr(STATUS_ATTR, "pruned")
+            raise
+        except BaseException as e:
+            if isinstance(e, Exception):
+                raise
+            # KeyboardInterrupt, SystemExit...: abandon the trial (re-queued), then let it propagate.
+            # Optuna itself FAILs a trial on KeyboardInterrupt (telling a finished one would raise), not on SystemExit.
+            reason = f"interrupted: {type(e).__name__} during {stage[0]}; queued to run again"
+            try:
+                abandon_trial(trial.study, trial._trial_id, reason, set_fail=not isinstance(e, KeyboardInterrupt))
+            except Exception:  # the storage is gone too: the next open recovers the trial
+                pass
+            raise
+
+    def _run(trial: optuna.Trial, stage: list[str]) -> Any:
         trial.set_user_attr(WORKER_ATTR, worker_identity())
         trial.set_user_attr(STATUS_ATTR, "running")
         params = study.space.suggest(trial)
@@ -87,18 +162,24 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         trial.set_user_attr(HWKEY_ATTR, key)
 
         def fail(stage: str, e: BaseException) -> TrialFailure:
+            if is_storage_error(e):  # the storage failed, not the trial: propagate it as it is
+                raise e
             trial.set_user_attr(STATUS_ATTR, "failed")
             trial.set_user_attr(FAILURE_ATTR, _describe_exception(stage, e))
             trial.set_user_attr(TRACEBACK_ATTR, traceback.format_exc()[-4000:])
             return TrialFailure(_describe_exception(stage, e))
 
         # build the untrained network
+        stage[0] = "build"
         try:
             model = build_model(params)
+        except optuna.TrialPruned:
+            raise
         except Exception as e:
             raise fail("build", e) from e
 
         # measure it on the device (or reuse the measurement of the same architecture)
+        stage[0] = "measure"
         cached = study._measure_cache.get(key)
         costs = study._costs
         if cached is None and costs is not None:
@@ -119,9 +200,14 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         try:
             if cached is not None:
                 src_trial, report = cached
+                _check_reuse(study, key, src_trial, report, model, params)
                 hw = {k: {**m.to_dict(), "extra": {**m.extra, "reused_from_trial": src_trial}} for k, m in report.measurements.items()}
             else:
                 report = measure(model, params)
+                if hw_constraints:  # an interval straddling a bound: measured again (bounded) before deciding
+                    report, decisions = decide_near_bounds(report, lambda: measure(model, params), hw_constraints, max_rounds=3)
+                    if decisions:
+                        trial.set_user_attr(DECISION_ATTR, decisions)
                 hw = {k: m.to_dict() for k, m in report.measurements.items()}
                 trial.set_user_attr(DEVICE_ATTR, report.device)
             trial.set_user_attr(HARDWARE_ATTR, hw)
@@ -131,8 +217,13 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
                     raise TrialFailure(f"the meter reported no {c.metric} (constraint '{c}'): {report.measurements.get(c.metric)}")
             if cached is None and all(m in values for m in study._hardware_needed):
                 study._measure_cache[key] = (trial.number, report)
+                count = _cheap_param_count(model)
+                if count is not None and _stored_param_count(report) is None:  # the meter counted none
+                    study.__dict__.setdefault("_measure_counts", {})[key] = count
                 if costs is not None:
                     costs.observe(params, hw)
+        except optuna.TrialPruned:
+            raise
         except Exception as e:
             raise fail("measure", e) from e
 
@@ -146,6 +237,7 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
             )
 
         # train and evaluate
+        stage[0] = "train"
         seed = _stable_seed(study.seed, params)
         trial.set_user_attr(SEED_ATTR, seed)
         first = study.objectives[0]
@@ -175,13 +267,16 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         try:
             metrics = dict(train_and_evaluate(model, params, ctx))
         except optuna.TrialPruned:
+            if trial.user_attrs.get(STATUS_ATTR) == "running":  # user code pruned it: recorded and counted as pruned
+                trial.set_user_attr(STATUS_ATTR, "pruned")
+                for c, v in zip(hw_constraints, hw_violations):
+                    trial.set_constraint(str(c), v)
             raise
         except Exception as e:
             raise fail("train", e) from e
+        stage[0] = "evaluate"
         try:
-            for k, v in metrics.items():
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                    raise TrialFailure(f"train_and_evaluate returned {k}={v!r}; every metric must be a finite number")
+            metrics = check_metrics(metrics)  # NumPy / tensor scalars -> float; error, accuracy in [0, 1]
             metrics = complete_quality(metrics)
             all_values = {**values, **metrics}
             missing = [o.metric for o in study.objectives if o.metric not in all_values] + [

@@ -13,8 +13,13 @@ read hwtune studies as they are and several worker processes can share one study
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,9 +34,17 @@ from hwtune.hardware import PROFILE_METRICS, CPUDevice, HardwareReport, Measurem
 from hwtune.search import make_sampler
 from hwtune.space import Constraint, Objective, SearchSpace, parse_constraints, parse_objectives
 from hwtune.space._metrics import METRICS
+from hwtune.study._calibrate import apply_stored_calibration, calibrate_limits, record_calibration
 from hwtune.study._objective import BuildModel, Measure, TrainAndEvaluate, TrialContext, make_objective
 from hwtune.study._records import TrialRecord
-from hwtune.study._storage import fail_dead_local_trials, open_storage
+from hwtune.study._storage import (
+    abandon_own_running_trials,
+    fail_dead_local_trials,
+    open_storage,
+    retry_creation_race,
+    storage_errors_as_config_errors,
+)
+from hwtune.study._validate import check_study_args, check_workers
 from hwtune.vocabulary import BUDGET_STATUSES, CONFIG_ATTR, HARDWARE_ATTR, HWKEY_ATTR, PARAMS_ATTR, trial_status
 
 __all__ = ["Study", "TrialContext", "StudySummary"]
@@ -39,6 +52,15 @@ __all__ = ["Study", "TrialContext", "StudySummary"]
 
 ALWAYS_MEASURED = ("latency_ms", "throughput_sps", "params", "size_mb")
 """Measured for every trial whatever the constraints: one timing window and two counts."""
+
+def _api_default_roles(space: Any) -> dict[str, str]:
+    """Role of every param of an API space that names none: ``architecture`` (never silently training)."""
+    return {str(n): "architecture" for n in space} if isinstance(space, Mapping) else {}
+
+
+class _BudgetReached(Exception):
+    """Raised instead of starting a trial the budget has no room for (ends the loop, never recorded)."""
+
 
 @dataclass
 class StudySummary:
@@ -128,8 +150,11 @@ class Study:
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("name", "the study needs a non-empty name.")
+        check_study_args(device=device, input_shape=input_shape, inference_batch_size=inference_batch_size, seed=seed, latency_rel_ci=latency_rel_ci, latency_max_time_s=latency_max_time_s, cost_model_file=cost_model_file, objectives=objectives, constraints=constraints)
         self.name = name
-        self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space)
+        # through the API a param with no role is architecture: measurements are shared only between
+        # trials that differ in params explicitly marked training (study files take the family's roles)
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_dict(space, default_roles=_api_default_roles(space))
         self.objectives = parse_objectives(objectives)
         self.constraints = parse_constraints(constraints)
         self.device = device if isinstance(device, CPUDevice) or hasattr(device, "describe") else parse_device(device)  # type: ignore[arg-type]
@@ -167,6 +192,7 @@ class Study:
         self._optuna: optuna.Study | None = None
         self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
         self._costs: Any = None  # DeviceCostModels, built when the study is opened
+        self.calibration: Any = None  # how relative limits ('latency_ms <= q40') were resolved (study._calibrate)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -181,7 +207,7 @@ class Study:
         return {
             "space": self.space.to_dict(),
             "objectives": [str(o) for o in self.objectives],
-            "constraints": [str(c) for c in self.constraints],
+            "constraints": [c.text for c in self.constraints],  # as written: q40 stays q40 (its value: "calibration")
             "device": device_spec,
             "inference_batch_size": self.inference_batch_size,
             "input_shape": list(self.input_shape) if self.input_shape else None,
@@ -209,8 +235,20 @@ class Study:
         return sampler
 
     def open(self, worker: int = 0) -> optuna.Study:
-        """Create the study in the storage, or load it and check it is the same study."""
-        storage = open_storage(self.storage_url)
+        """Create the study in the storage, or load it and check it is the same study.
+
+        Storage faults raise :class:`ConfigError` naming ``storage`` (the real cause and the fix); two
+        processes creating the same study at once both succeed (the race is retried).
+        """
+        with storage_errors_as_config_errors(self.storage_url):
+            return retry_creation_race(lambda: self._open(worker))
+
+    def _open(self, worker: int = 0) -> optuna.Study:
+        if self.storage_url is None and self._optuna is not None:
+            storage = self._optuna._storage  # in memory: reopening must not start an empty study
+        else:
+            storage = open_storage(self.storage_url)
+        apply_stored_calibration(self, storage)  # a stored relative limit wins: one absolute number per study
         definition = self.definition()
         self._costs = self._build_cost_models()
         try:
@@ -241,6 +279,7 @@ class Study:
             trials = self._optuna.get_trials(deepcopy=False)
             for number, report in self._measure_cache.values():
                 self._costs.observe(trials[number].user_attrs.get(PARAMS_ATTR, {}), {k: m.to_dict() for k, m in report.measurements.items()})
+        record_calibration(self, self._optuna)  # store it with the definition; its measurements feed the cost model
         return self._optuna
 
     @property
@@ -298,6 +337,11 @@ class Study:
         metrics = tuple(m for m in PROFILE_METRICS if m in {*self._hardware_needed, *ALWAYS_MEASURED})
         return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s, metrics)
 
+    def calibrate(self, build_model: BuildModel, measure: Measure | None = None) -> Any:
+        """Resolve relative limits (``latency_ms <= q40``) now: the stored ones, else measured on random
+        architectures (``study._calibrate``). Returns the ``Calibration`` (``describe()``), or None without any."""
+        return calibrate_limits(self, build_model, measure or self.default_measure())
+
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
         return make_objective(self, build_model, train_and_evaluate, measure)
@@ -309,6 +353,10 @@ class Study:
             s = trial_status(t)
             counts[s] = counts.get(s, 0) + 1
         return counts
+
+    def _reserved(self) -> int:
+        """Trials that count, or will count, toward ``n_trials``: finished ones and running ones."""
+        return sum(v for k, v in self.counts().items() if k in BUDGET_STATUSES or k == "running")
 
     def _budget_reached(self, n_trials: int | None, n_trained: int | None) -> bool:
         c = self.counts()
@@ -341,20 +389,29 @@ class Study:
                 raise ConfigError(f"budget.{nm}", f"must be a positive integer, got {v!r}.")
         if timeout is not None and not (timeout > 0):
             raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
+        check_workers(self.storage_url, n_workers)  # before anything is measured or written
         measure = measure or self.default_measure()
+        self.calibrate(build_model, measure)  # relative limits -> absolute, before any trial (stored ones reused)
         if n_workers > 1:
             if self.storage_url is None:
                 raise ConfigError("storage", "several workers need a shared storage.", "pass storage='sqlite:///file.db' or a server URL.")
             self.open()  # create it once, before the workers race to
             ctx = multiprocessing.get_context("spawn")
+            lock = ctx.Lock()  # reserves the budget: one process at a time counts and starts a trial
             procs = [
-                ctx.Process(target=_worker_main, args=(self, i, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout))
+                ctx.Process(
+                    target=_worker_main,
+                    args=(self, i, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, lock, os.getpid()),
+                )
                 for i in range(1, n_workers)
             ]
             for p in procs:
                 p.start()
             try:
-                self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
+                self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks, reserve_lock=lock)
+            except BaseException:
+                _stop_workers(procs)  # each abandons its trial (re-queued) and exits
+                raise
             finally:
                 for p in procs:
                     p.join()
@@ -372,6 +429,7 @@ class Study:
         n_trained: int | None,
         timeout: float | None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+        reserve_lock: Any = None,
     ) -> None:
         study = self.open(worker)
         if self._budget_reached(n_trials, n_trained):
@@ -382,15 +440,37 @@ class Study:
             if self._budget_reached(n_trials, n_trained) or (deadline is not None and time.monotonic() >= deadline):
                 st.stop()
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.optimize(
-                self._objective(build_model, train_and_evaluate, measure),
-                timeout=timeout,
-                catch=(TrialFailure,),
-                callbacks=[stop_when_done, *callbacks],
-                gc_after_trial=False,
-            )
+        ask = study.ask
+
+        def ask_within_budget(*args: Any, **kwargs: Any) -> optuna.Trial:
+            # the budget is reserved before a trial starts (finished and running trials count), so
+            # several workers never overshoot n_trials; the stop callback runs only after a trial
+            with reserve_lock if reserve_lock is not None else contextlib.nullcontext():
+                if n_trials is not None and self._reserved() >= n_trials:
+                    raise _BudgetReached
+                return ask(*args, **kwargs)
+
+        study.ask = ask_within_budget  # type: ignore[method-assign]  (Optuna's loop starts each trial with study.ask())
+        try:
+            with storage_errors_as_config_errors(self.storage_url), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(
+                    self._objective(build_model, train_and_evaluate, measure),
+                    timeout=timeout,
+                    catch=(TrialFailure,),
+                    callbacks=[stop_when_done, *callbacks],
+                    gc_after_trial=False,
+                )
+        except _BudgetReached:
+            pass
+        except BaseException as e:
+            # left by an interrupt (or a fault) outside a trial's own handler, e.g. while the sampler
+            # proposed: a trial this process started must not stay RUNNING
+            with contextlib.suppress(Exception):
+                abandon_own_running_trials(study, f"interrupted: {type(e).__name__} between trials; queued to run again")
+            raise
+        finally:
+            study.__dict__.pop("ask", None)
         self.save_cost_models()
 
     # -- results ---------------------------------------------------------------------------------
@@ -426,7 +506,59 @@ def _worker_main(
     n_trials: int | None,
     n_trained: int | None,
     timeout: float | None,
+    reserve_lock: Any = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Entry point of an extra worker process (spawned): same study, its own sampler seed."""
+    """Entry point of an extra worker process (spawned): same study, its own sampler seed; it dies with
+    its parent, abandoning (re-queueing) its trial."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study._run(worker, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout)
+
+    def on_sigint(signum: int, frame: Any) -> None:  # a terminal's Ctrl-C and the parent's stop alike: once
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # SystemExit: the trial is abandoned
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+    try:
+        study._run(worker, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, reserve_lock=reserve_lock)
+    except (KeyboardInterrupt, SystemExit):  # its trial is already abandoned and re-queued
+        os._exit(130)
+
+
+def _die_with_parent(parent_pid: int, poll_s: float = 0.5, grace_s: float = 3.0) -> None:
+    """End this worker when its parent ends, even by SIGKILL: Linux's parent-death signal (SIGTERM,
+    handled as ``SystemExit``: the trial is abandoned and re-queued), and a thread that polls the
+    parent elsewhere or if the signal was missed, exiting hard if the worker has not ended ``grace_s`` later."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        with contextlib.suppress(Exception):
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(143)
+
+    threading.Thread(target=watch, name="hwtune-parent-watch", daemon=True).start()
+
+
+def _stop_workers(procs: Sequence[Any], grace_s: float = 20.0) -> None:
+    """Interrupt live workers (each abandons its trial, re-queued), then make sure they are gone."""
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, signal.SIGINT)
+    end = time.monotonic() + grace_s
+    for p in procs:
+        p.join(max(0.0, end - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(5)

@@ -1,8 +1,8 @@
 """Built-in model families, data sets and the trainer (no decisions about what to try)."""
 
 from hwtune.train._classifier import train_classifier
-from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features
-from hwtune.train._data import Dataset, load_arrays, load_dataset, load_digits_dataset, load_mnist, read_idx
+from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features, nb201_cost_features
+from hwtune.train._data import DATASETS, Dataset, load_arrays, load_dataset, load_digits_dataset, load_imagefolder, load_mnist, read_idx
 from hwtune.train._families import FAMILIES, TRAINING_PARAMS, FamilyCostFeatures, ModelFamily, get_family
 from hwtune.train._optim import OPTIMIZERS, build_optimizer
 from hwtune.train._schedules import SCHEDULES, LRController
@@ -17,6 +17,8 @@ __all__ = [
     "load_mnist",
     "load_arrays",
     "read_idx",
+    "load_imagefolder",
+    "DATASETS",
     "ModelFamily",
     "FAMILIES",
     "TRAINING_PARAMS",
@@ -24,6 +26,7 @@ __all__ = [
     "FamilyCostFeatures",
     "cnn_cost_features",
     "mlp_cost_features",
+    "nb201_cost_features",
     "train_classifier",
     "evaluate_error",
     "TrainResult",

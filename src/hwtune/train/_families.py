@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from hwtune.exceptions import ConfigError
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
-from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features
+from hwtune.tabular._nb201 import NB201_EDGES, NB201_OPS
+from hwtune.train._cost_features import cnn_cost_features, mlp_cost_features, nb201_cost_features
 from hwtune.train._training import TRAINING_SPECS, validate_training_space
 
 if TYPE_CHECKING:
@@ -54,6 +55,9 @@ class ModelFamily:
     switches: tuple[str, ...] = field(default_factory=tuple)
     """Architecture params that are true/false (e.g. ``batch_norm``); their ``arch_params`` range is ignored."""
     cost_features: Callable[[Mapping[str, Any], tuple[int, ...], int], dict[str, float]] | None = None
+    choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    """Architecture params that take one of a few values (e.g. an NB201 edge's operation); their
+    ``arch_params`` range is ignored."""
 
     def knows(self, param: str) -> bool:
         """Whether ``param`` is one of this family's architecture params."""
@@ -92,6 +96,11 @@ class ModelFamily:
                 values = list(p.choices)
             else:
                 values = [p.value] if isinstance(p, FixedParam) else []
+            if key in self.choices:
+                if isinstance(p, (IntParam, FloatParam)) or not values or any(v not in self.choices[key] or isinstance(v, bool) for v in values):
+                    opts = ", ".join(map(str, self.choices[key]))
+                    raise ConfigError(f"{field}.{name}", f"{name} is one of {opts}; got {values!r}.", f"write {name}: <one of them>, or {{type: categorical, choices: <some of them>}}.")
+                continue
             if key in self.switches:
                 if isinstance(p, (IntParam, FloatParam)) or not all(isinstance(v, bool) for v in values):
                     raise ConfigError(f"{field}.{name}", f"{name} is true or false, got {values!r}.", f"write {name}: true / false, or {{type: categorical, choices: [false, true]}}.")
@@ -165,6 +174,19 @@ def _build_mlp(params: Mapping[str, Any], input_shape: tuple[int, ...], num_clas
     return nn.Sequential(*layers)
 
 
+def _build_nb201(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> "nn.Module":
+    """The NAS-Bench-201 network (``_nb201.py``) of the cell ``edge_1_0 ... edge_3_2`` (or an
+    architecture string ``arch``), ``channels`` in the first stage (16; alias ``C``) and ``cells``
+    per stage (5; alias ``N``)."""
+    from hwtune.train._cost_features import nb201_cell
+    from hwtune.train._nb201 import build_nb201
+
+    if len(input_shape) != 3 or min(input_shape[1:]) < 4:
+        raise ConfigError("model.family", f"nb201 needs image input (C, H, W) at least 4x4, got shape {tuple(input_shape)}.", "use an image data set (e.g. imagefolder, mnist), or family: mlp for flat features.")
+    ops, channels, cells = nb201_cell(params)
+    return build_nb201(ops, C=channels, N=cells, num_classes=num_classes, in_channels=int(input_shape[0]))
+
+
 FAMILIES: dict[str, ModelFamily] = {
     "cnn": ModelFamily(
         "cnn",
@@ -182,6 +204,14 @@ FAMILIES: dict[str, ModelFamily] = {
         "fully connected layers",
         per_layer=("units",),
         cost_features=mlp_cost_features,
+    ),
+    "nb201": ModelFamily(
+        "nb201",
+        {**{e: (0, 0) for e in NB201_EDGES}, "channels": (1, 512), "cells": (1, 32)},  # edges: see choices
+        _build_nb201,
+        "NAS-Bench-201 cell network: six edges of a cell, each one of five operations (32x32 images)",
+        cost_features=nb201_cost_features,
+        choices={e: NB201_OPS for e in NB201_EDGES},
     ),
 }
 

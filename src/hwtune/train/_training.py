@@ -161,7 +161,7 @@ def _kind_problem(spec: TrainingParam, v: Any, space: bool = True) -> str | None
     if spec.kind == "int" and not float(v).is_integer():
         return f"{spec.name} takes whole numbers, got {v!r}"
     if not (spec.low <= v <= (spec.high if space or spec.hard_high else math.inf)):
-        neg = " (a negative rate)" if v < 0 and spec.low >= 0 else ""
+        neg = " (a negative rate)" if v < 0 and spec.low >= 0 and spec.kind == "float" and "epochs" not in spec.name else ""
         return f"value {v!r} of {spec.name} is outside its valid range [{spec.low:g}, {spec.high:g}]{neg}"
     return None
 
