@@ -308,7 +308,7 @@ def test_postgresql_url_without_its_driver_names_the_extra_to_install(tmp_path):
     s = Study("pg", d.SPACE, storage="postgresql://u@localhost/db", sampler="random", cost_model=None, constraints=["latency_ms <= 5"])
     with pytest.raises(ConfigError) as ei:
         s.optimize(d.build, d.train, measure=d.measure, n_trials=1)
-    assert ei.value.field == "storage" and "not installed" in ei.value.problem and "hwtune[postgres]" in ei.value.fix
+    assert ei.value.field == "storage" and "not installed" in ei.value.problem and ".[postgres]" in ei.value.fix
 
 
 def test_a_database_server_that_is_down_is_a_config_error():

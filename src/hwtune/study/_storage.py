@@ -130,11 +130,11 @@ def abandon_own_running_trials(study: optuna.Study, reason: str) -> list[int]:
 
 # -- storage faults as ConfigErrors ----------------------------------------------------------------
 _DRIVERS = {
-    "psycopg2": ("PostgreSQL", "pip install 'hwtune[postgres]' (psycopg2-binary)"),
-    # SQLAlchemy 2.1 opens postgresql:// with psycopg (3); hwtune[postgres] installs psycopg2
-    "psycopg": ("PostgreSQL", "pip install 'hwtune[postgres]' and write the URL as postgresql+psycopg2://..., or pip install 'psycopg[binary]'"),
-    "pg8000": ("PostgreSQL", "pip install pg8000, or use postgresql:// with pip install 'hwtune[postgres]'"),
-    "asyncpg": ("PostgreSQL", "use postgresql:// (a synchronous driver) with pip install 'hwtune[postgres]'"),
+    "psycopg2": ("PostgreSQL", "pip install psycopg2-binary, or write the URL as postgresql://... with pip install -e '.[postgres]' (psycopg 3)"),
+    # SQLAlchemy 2.1 opens postgresql:// with psycopg (3), which is what the postgres extra installs
+    "psycopg": ("PostgreSQL", "pip install -e '.[postgres]' (psycopg 3) from a clone of hwtune"),
+    "pg8000": ("PostgreSQL", "pip install pg8000, or use postgresql:// with pip install -e '.[postgres]'"),
+    "asyncpg": ("PostgreSQL", "use postgresql:// (a synchronous driver) with pip install -e '.[postgres]'"),
     "pymysql": ("MySQL", "pip install pymysql"),
     "MySQLdb": ("MySQL", "pip install mysqlclient, or use mysql+pymysql:// with pip install pymysql"),
 }
