@@ -283,7 +283,7 @@ def _check_url(url: str, field: str) -> None:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        u = make_url(url)
+        make_url(url)
     except ArgumentError:
         raise ConfigError(field, f"{url!r} is not a SQLAlchemy URL.", "use e.g. sqlite:///hwtune.db or postgresql://user@host/db.") from None
     path = _sqlite_path(url)
