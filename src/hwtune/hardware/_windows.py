@@ -301,7 +301,9 @@ def summarize_windows(
     b_lo, b_hi = _t_interval(meds, center)
     samples = np.concatenate([np.asarray(r.net_ms, dtype=float) for r in used])
     w_lo, w_hi = median_confidence_interval(samples)
-    lo = max(min(b_lo, w_lo, center), 0.0)  # a latency is never below 0
+    # the median of the calls is never below the fastest call measured (and a latency is positive:
+    # a lower bound of 0 made the throughput's upper bound a division by zero on a loaded machine)
+    lo = max(min(b_lo, w_lo, center), float(samples.min()) if samples.size else 0.0)
     hi = max(b_hi, w_hi, center)
     q1, q3 = np.percentile(samples, [25, 75])
     ref_ms = ref_ci = ratio = ratio_ci = None
