@@ -111,6 +111,8 @@ def trial_status(t: Any) -> Status:
         return "waiting"
     if state == "FAIL" and status == "running":
         return "interrupted"  # the worker never finished it (killed, or its heartbeat stopped)
+    if state == "PRUNED" and status == "running":
+        return "pruned"  # a user's TrialPruned before issue 11 left the status as it was
     if status is None:
         # not written by hwtune's loop (a plain Optuna trial)
         return {"COMPLETE": "trained", "PRUNED": "pruned"}.get(state, "failed")  # type: ignore[return-value]
