@@ -122,6 +122,23 @@ class CudaEventTimer:
         return float(self.start.elapsed_time(self.end))
 
 
+def time_call(
+    call: Callable[[], object],
+    sync: Callable[[], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    timer: Callable[[Callable[[], object]], float] | None = None,
+) -> float:
+    """Milliseconds of one ``call``: by ``timer`` when given (e.g. CUDA events), else ``clock`` around
+    the call and ``sync``."""
+    if timer is not None:
+        return float(timer(call))
+    t = clock()
+    call()
+    if sync:
+        sync()
+    return (clock() - t) * 1000.0
+
+
 def time_until_confident(
     call: Callable[[], object],
     *,
@@ -160,14 +177,7 @@ def time_until_confident(
     next_check = min_repeats
     converged = False
     while True:
-        if timer is not None:
-            samples.append(float(timer(call)))
-        else:
-            t = clock()
-            call()
-            if sync:
-                sync()
-            samples.append((clock() - t) * 1000.0)
+        samples.append(time_call(call, sync, clock, timer))
         n = len(samples)
         if n >= next_check:
             med = float(np.median(samples))

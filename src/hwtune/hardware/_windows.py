@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from hwtune.hardware._latency import median_confidence_interval
+from hwtune.hardware._latency import median_confidence_interval, time_call
 from hwtune.hardware._meters import DeviceState, Meter
 
 __all__ = [
@@ -384,13 +384,7 @@ def measure_in_windows(
         raise ValueError(f"target_rel_ci must be positive, got {target_rel_ci}")
 
     def one(fn: Callable[[], object]) -> float:
-        if timer is not None:
-            return float(timer(fn))
-        t = clock()
-        fn()
-        if sync:
-            sync()
-        return (clock() - t) * 1000.0
+        return time_call(fn, sync, clock, timer)
 
     records: list[WindowRecord] = []
     repeated = counted = 0

@@ -17,48 +17,54 @@ from hwtune.exceptions import ConfigError
 
 __all__ = ["SAMPLERS", "make_sampler"]
 
+
 def _trial_seed(seed: int, number: int) -> int:
     """A seed for trial ``number`` of a study seeded ``seed`` (32 bits, as NumPy's RandomState takes)."""
     return zlib.crc32(f"hwtune:{seed}:{number}".encode()) & 0xFFFFFFFF
 
 
-class _StateSeededRandomSampler(optuna.samplers.RandomSampler):
-    """Optuna's random sampler, seeded from the study's state: at its first trial, when the study already
-    holds trials, its generator is reseeded from (seed, that trial's number).
+class _StateSeeded:
+    """Mixin for Optuna's seeded samplers: at its first trial, when the study already holds trials, the
+    sampler's generators are reseeded from (seed, that trial's number).
 
     Seeded from the seed alone, a resumed study (or a second process on the same study) replays the
     proposals already tried. Trial numbers are unique across processes, so a resume or another
     process continues with a fresh stream, while a fresh study draws exactly what ``seed`` alone gives.
     """
 
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(seed=seed)
-        self._study_seed = seed
-        self._state_seeded = False
+    _study_seed: int | None = None
+    _state_seeded = False
+
+    def _generators(self) -> list[Any]:
+        """The ``RandomState`` s to reseed (the sampler's own first)."""
+        return [self._rng.rng]  # type: ignore[attr-defined]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if not self._state_seeded:
             self._state_seeded = True
             if self._study_seed is not None and trial.number > 0:
-                self._rng.rng.seed(_trial_seed(self._study_seed, trial.number))
-        super().before_trial(study, trial)
+                for k, rng in enumerate(self._generators()):
+                    rng.seed(_trial_seed(self._study_seed + k, trial.number))
+        super().before_trial(study, trial)  # type: ignore[misc]
 
 
-class _StateSeededTPESampler(optuna.samplers.TPESampler):
-    """Optuna's TPE, seeded from the study's state as :class:`_StateSeededRandomSampler` is."""
+class _StateSeededRandomSampler(_StateSeeded, optuna.samplers.RandomSampler):
+    """Optuna's random sampler, seeded from the study's state (:class:`_StateSeeded`)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self._study_seed = seed
+
+
+class _StateSeededTPESampler(_StateSeeded, optuna.samplers.TPESampler):
+    """Optuna's TPE, seeded from the study's state (:class:`_StateSeeded`), its start-up sampler too."""
 
     def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self._study_seed = seed
-        self._state_seeded = False
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if not self._state_seeded:
-            self._state_seeded = True
-            if self._study_seed is not None and trial.number > 0:
-                self._rng.rng.seed(_trial_seed(self._study_seed, trial.number))
-                self._random_sampler._rng.rng.seed(_trial_seed(self._study_seed + 1, trial.number))
-        super().before_trial(study, trial)
+    def _generators(self) -> list[Any]:
+        return [self._rng.rng, self._random_sampler._rng.rng]
 
 
 def _random(seed: int | None, **_: Any) -> BaseSampler:
