@@ -81,6 +81,13 @@ class AdditiveGPCostModel(CostModel):
         return {**super().config(), "inputs": self.inputs, "refit_every": self.refit_every}
 
     # -- inputs -------------------------------------------------------------------------------
+    @classmethod
+    def input_columns(cls, featurizer: Featurizer, d: int, **config: Any) -> np.ndarray:
+        n_par = featurizer.n_param_features
+        if d > n_par and config.get("inputs", "derived") == "derived":
+            return np.arange(n_par, d)  # the derived features alone
+        return np.arange(d)
+
     def _columns(self, F: np.ndarray) -> tuple[np.ndarray, list[int] | None]:
         """GP inputs ``(n, k)`` from featurizer rows ``(n, d)``, and the kernel blocks."""
         fz = self.featurizer

@@ -183,6 +183,13 @@ class CostModel(ABC):
     def _predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Latent (loc, scale, dof), each (m,), for features F (m, d)."""
 
+    @classmethod
+    def input_columns(cls, featurizer: Featurizer, d: int, **config: Any) -> np.ndarray:
+        """Columns of the featurizer's ``(n, d)`` rows that a model of this class built with ``config``
+        reads (all by default): rows equal on them get equal predictions, so a caller screening many
+        candidates predicts each distinct row once."""
+        return np.arange(d)
+
     def config(self) -> dict[str, Any]:
         """Constructor settings stored by :meth:`save` (JSON-able)."""
         return {"target": self.target}

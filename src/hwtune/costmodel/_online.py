@@ -247,15 +247,13 @@ class DeviceCostModels:
 
     # -- screening many candidates (the sampler) ------------------------------------------------
     def _input_columns(self, d: int) -> np.ndarray:
-        """Columns of a feature matrix ``(n, d)`` that the models read (the derived ones alone for
-        an ``additive-gp`` on derived features)."""
-        n_par = self.featurizer.n_param_features
-        derived_only = self.featurizer.derived is not None and d > n_par and all(
-            self.model_name(m) == "additive-gp" and self.model_kwargs.get("inputs", "derived") == "derived"
-            for m in (self.metrics or self.observed_metrics() or [None])  # type: ignore[list-item]
-            if m is not None
-        )
-        return np.arange(n_par, d) if derived_only else np.arange(d)
+        """Columns of a feature matrix ``(n, d)`` that any of the models reads (each model class says
+        which: :meth:`CostModel.input_columns`)."""
+        metrics = self.metrics or self.observed_metrics()
+        if not metrics:
+            return np.arange(d)
+        used = [COST_MODELS[self.model_name(m)].input_columns(self.featurizer, d, **self.model_kwargs) for m in metrics]
+        return np.unique(np.concatenate(used))
 
     def distinct(self, F: np.ndarray, cache: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Distinct model inputs among the rows of ``F`` ``(n, d)``: ``(F[representatives], inverse)``,
