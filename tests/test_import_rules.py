@@ -48,6 +48,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "study": _STUDY_AND_BELOW - {"study"},
     "bench": _STUDY_AND_BELOW,
     "report": _STUDY_AND_BELOW,
+    # export with verification and re-measurement, the run-time selector (DESIGN.md)
+    "deploy": _STUDY_AND_BELOW,
     "cli": frozenset({"*"}),
     ROOT: frozenset({"*"}),  # lazily only: see LAZY_ONLY
 }
