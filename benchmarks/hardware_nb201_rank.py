@@ -68,6 +68,13 @@ def columns_for(stem: str, table_devices: list[str]) -> tuple[str, ...]:
 
 def measure(args: argparse.Namespace) -> None:
     tag = args.tag
+    args.reference_ms = None
+    if args.at_reference:  # as a study does: the machine's speed measured once, every latency at it
+        from hwtune.hardware import measure_reference_speed, parse_device
+
+        ref = measure_reference_speed(parse_device(args.device, args.threads))
+        args.reference_ms = ref["ms"]
+        print(f"reference speed: {ref['ms']:.4g} ms (p10 {ref['p10_ms']:.4g}, p90 {ref['p90_ms']:.4g}); latencies at it", flush=True)
     for k in range(args.passes):
         args.tag = tag if k == 0 else f"{tag}_pass{k + 1}" if tag else f"pass{k + 1}"
         measure_pass(args)
@@ -105,6 +112,7 @@ def measure_pass(args: argparse.Namespace) -> None:
             rep = profile(
                 net, x, device, metrics, target_rel_ci=args.target_ci, max_time_s=args.max_time,
                 max_retries=args.retries, warmup_runs=args.warmup_runs, warmup_s=0.0, min_repeats=args.min_repeats,
+                reference_ms=getattr(args, "reference_ms", None),
             )
             m = rep["latency_ms"]
             f.write(json.dumps({
@@ -112,6 +120,8 @@ def measure_pass(args: argparse.Namespace) -> None:
                 "latency_ms": m.value, "ci": [m.ci_low, m.ci_high], "n": m.repeats, "min_ms": m.extra.get("min_ms"), "p10_ms": m.extra.get("p10_ms"), "cpu_ms": m.extra.get("process_cpu_ms_per_call"), "converged": m.extra["converged"],
                 "disturbed": m.extra["disturbed_attempts"], "state": m.extra["state"],
                 "rel_to_ref": m.extra.get("rel_to_ref"), "rel_ci": m.extra.get("rel_to_ref_ci"), "ref_ms": m.extra.get("ref_ms"),
+                "wall_ms": m.extra.get("wall_ms", m.value), "wall_ci": m.extra.get("wall_ci_ms", [m.ci_low, m.ci_high]),
+                "at_reference_ms": m.extra.get("at_reference_ms"), "source": m.source,
                 "windows": m.extra.get("windows"), "repeated": m.extra.get("repeated_windows"), "measured_at": m.extra.get("measured_at"),
                 "profile_s": round(time.perf_counter() - t0, 3),
                 **({k: rep[k].value for k in ("power_w", "energy_mj")} if args.energy else {}),
@@ -203,7 +213,7 @@ def report(args: argparse.Namespace) -> dict:
             common = sorted(set(ra) & set(rb))
             if len(common) >= 10 and stem in out["results"]:
                 tr: dict = {"n": len(common)}
-                for key in ("latency_ms", "rel_to_ref", "cpu_ms", "min_ms"):
+                for key in ("latency_ms", "wall_ms", "rel_to_ref", "cpu_ms", "min_ms"):
                     if all(ra[r].get(key) is not None and rb[r].get(key) is not None for r in common):
                         va = np.array([ra[r][key] for r in common])
                         vb = np.array([rb[r][key] for r in common])
@@ -244,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--budget-s", type=float, default=240.0, help="stop measuring after this long (resume later)")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
     p.add_argument("--tag", default="", help="suffix of the result file (e.g. pass2 for a test-retest pass)")
+    p.add_argument("--no-at-reference", dest="at_reference", action="store_false",
+                   help="report wall-clock latencies (default: at the reference speed measured once at the start, as a study does)")
     p.add_argument("--passes", type=int, default=1, help="measure the sample this many times (test-retest in one run)")
     p.add_argument("--report", action="store_true", help="only print the correlations of the results so far")
     p.add_argument("--energy", action="store_true", help="also power and energy per inference (NVML on a GPU, RAPL or a labelled estimate on a CPU)")

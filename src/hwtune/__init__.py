@@ -18,6 +18,8 @@ __all__ = [
     "profile",
     "load_study_file",
     "study_from_file",
+    "load_model",
+    "export",
     "__version__",
 ]
 
@@ -26,16 +28,19 @@ _LAZY = {
     "TrialContext": "hwtune.study",
     "load_study_file": "hwtune.study",
     "study_from_file": "hwtune.study",
+    "load_model": "hwtune.study",
+    "export": "hwtune.deploy",
     "SearchSpace": "hwtune.space",
     "ConfigError": "hwtune.exceptions",
     "profile": "hwtune.hardware",
 }
 
 if TYPE_CHECKING:
+    from hwtune.deploy import export
     from hwtune.exceptions import ConfigError
     from hwtune.hardware import profile
     from hwtune.space import SearchSpace
-    from hwtune.study import Study, TrialContext, load_study_file, study_from_file
+    from hwtune.study import Study, TrialContext, load_model, load_study_file, study_from_file
 
 
 def __getattr__(name: str) -> Any:

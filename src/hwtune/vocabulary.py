@@ -32,6 +32,8 @@ __all__ = [
     "COST_ATTR",
     "CONFIG_ATTR",
     "PROPOSAL_ATTR",
+    "MODEL_ATTR",
+    "MODEL_REMOVED_PREFIX",
     "Status",
     "STATUSES",
     "BUDGET_STATUSES",
@@ -72,12 +74,19 @@ CURVE_ATTR = "hwtune:curve"
 """Validation error per reported epoch (cost-aware pruner)."""
 COST_ATTR = "hwtune:prune_cost"
 """Hardware costs the cost-aware pruner compared this trial on."""
+MODEL_ATTR = "hwtune:model"
+"""The trained weights kept for a trained trial (``keep_models``): ``{kept: true, artifact_id, format,
+bytes, sha256, filename, folder}`` (an Optuna artifact), or ``{kept: false, reason}``. Written inside
+the trial, before its status becomes ``trained``."""
 
 # -- study and system attributes ---------------------------------------------------------------------
 CONFIG_ATTR = "hwtune:config"
 """Study user attribute: the study's definition (space, objectives, constraints, device...)."""
 PROPOSAL_ATTR = "hwtune:proposal"
 """Trial system attribute: the sampler's whole proposal (JSON), so that other workers see pending ones."""
+MODEL_REMOVED_PREFIX = "hwtune:model_removed:"
+"""Study user attribute ``hwtune:model_removed:<trial number>``: ``{artifact_id, reason}`` of kept
+weights deleted later (a finished trial's own attributes cannot change), e.g. off the Pareto front."""
 
 # -- statuses ----------------------------------------------------------------------------------------
 Status = Literal["trained", "over_budget", "predicted_over_budget", "pruned", "failed", "interrupted", "running", "waiting"]

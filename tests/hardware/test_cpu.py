@@ -10,78 +10,108 @@ import pytest
 
 from hwtune.hardware import CPUMemoryMeter, EnergyMeter, MeterGroup, Window
 from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter, cpu_tdp_w
-from hwtune.hardware._meters import Meter, Sampler
+from hwtune.hardware._meters import DeviceState, Meter, Sampler
+
+# ---------------------------------------------------------------- what the OS says, from recorded files
 
 
-class Scripted(CPUStateMeter):
-    """A state meter reading scripted counters instead of /proc."""
-
-    def __init__(self, readings: list[dict], **kw) -> None:
-        super().__init__(cpus=[0, 1], **kw)
-        self.readings = list(readings)
-
-    def _read(self) -> dict:
-        return self.readings.pop(0)
+def _stat(cpus: dict[int, tuple[int, ...]]) -> str:
+    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+    for c, v in cpus.items():
+        lines.append(f"cpu{c} " + " ".join(str(x) for x in v))
+    return "\n".join(lines) + "\nintr 0\n"
 
 
-def _r(t: float, busy: float, own: float, throttle: int | None = None) -> dict:
-    return {"t": t, "busy": busy, "own": own, "freq": 2000.0, "throttle": throttle}
+class _Files:
+    def __init__(self, root: Path) -> None:
+        self.stat, self.loadavg, self.sys = root / "stat", root / "loadavg", root / "sys"
+        self.sys.mkdir()
+
+    def write(self, stat: dict[int, tuple[int, ...]], running: int, freq: dict[int, int] | None = None) -> None:
+        self.stat.write_text(_stat(stat))
+        self.loadavg.write_text(f"1.00 0.80 0.50 {running}/300 12345\n")
+        for c, f in (freq or {}).items():
+            d = self.sys / f"cpu{c}" / "cpufreq"
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "scaling_cur_freq").write_text(f"{f}\n")
 
 
-def test_cpu_state_flags_other_load() -> None:
-    # 1 s window on 2 CPUs: 1.9 CPU-s busy, 0.9 of them ours -> others used 50 %
-    m = Scripted([_r(0.0, 100.0, 10.0), _r(1.0, 101.9, 10.9)])
-    m.begin()
-    m.end()
-    s = m.state()
-    assert s.busy and not s.throttled and s.disturbed
-    assert s.details["other_load"] == pytest.approx(0.5)
-    assert s.details["own_load"] == pytest.approx(0.45)
-    assert "50%" in s.reasons[0]
+def _probe_state(tmp_path: Path, before: dict, after: dict, *, own_s: float, wall_s: float = 0.1) -> DeviceState:
+    f = _Files(tmp_path)
+    t = {"t": 0.0, "own": 0.0}
+    probe = CPUStateMeter(1, [0, 1], proc_stat=f.stat, proc_loadavg=f.loadavg, sys_cpu=f.sys,
+                          clock=lambda: t["t"], process_cpu=lambda: t["own"], tick_s=0.01)
+    f.write(**before)
+    probe.begin()
+    t["t"], t["own"] = wall_s, own_s
+    f.write(**after)
+    probe.end()
+    return probe.state()
 
 
-def test_cpu_state_quiet_machine_and_short_window_tolerance() -> None:
-    m = Scripted([_r(0.0, 100.0, 10.0), _r(1.0, 101.0, 10.95)])
-    m.begin()
-    m.end()
-    assert not m.state().busy
-    # a 50 ms window: 30 % other load is within the counters' 10 ms resolution, so not flagged
-    m = Scripted([_r(0.0, 100.0, 10.0), _r(0.05, 100.06, 10.03)])
-    m.begin()
-    m.end()
-    s = m.state()
-    assert s.details["other_load"] == pytest.approx(0.3)
-    assert not s.busy
+#          user nice system idle iowait irq softirq steal
+Q0 = {0: (100, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 900, 0, 0, 0, 0)}
 
 
-def test_cpu_state_flags_thermal_throttling() -> None:
-    m = Scripted([_r(0.0, 0.0, 0.0, throttle=5), _r(1.0, 1.0, 1.0, throttle=9)])
-    m.begin()
-    m.end()
-    s = m.state()
-    assert s.throttled and s.details["thermal_throttle_events"] == 4
+def test_quiet_window_is_not_flagged(tmp_path: Path) -> None:
+    # we ran 10 ticks on one CPU, the other CPU idled
+    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
+    st = _probe_state(tmp_path, {"stat": Q0, "running": 1}, {"stat": after, "running": 1}, own_s=0.1)
+    assert not st.disturbed and st.details["runnable"] == 1
 
 
-def test_cpu_state_reads_throttle_counters_from_sysfs(tmp_path: Path) -> None:
+def test_other_process_on_the_other_core_is_not_flagged(tmp_path: Path) -> None:
+    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (110, 0, 0, 900, 0, 0, 0, 0)}
+    st = _probe_state(tmp_path, {"stat": Q0, "running": 2}, {"stat": after, "running": 2}, own_s=0.1)
+    assert not st.disturbed
+
+
+def test_other_processes_sharing_our_core_are_flagged(tmp_path: Path) -> None:
+    # both CPUs fully busy, we got only 5 of 10 ticks: others used 1.5 CPUs of 2
+    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (110, 0, 0, 900, 0, 0, 0, 0)}
+    st = _probe_state(tmp_path, {"stat": Q0, "running": 3}, {"stat": after, "running": 3}, own_s=0.05)
+    assert st.busy and any("runnable" in r for r in st.reasons) and any("shared" in r for r in st.reasons)
+
+
+def test_steal_time_is_flagged(tmp_path: Path) -> None:
+    after = {0: (106, 0, 0, 900, 0, 0, 0, 4), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
+    st = _probe_state(tmp_path, {"stat": Q0, "running": 1}, {"stat": after, "running": 1}, own_s=0.06)
+    assert st.busy and any("stole 40 ms" in r for r in st.reasons) and st.details["steal_s"] == pytest.approx(0.04)
+
+
+def test_frequency_change_is_flagged_as_throttling(tmp_path: Path) -> None:
+    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
+    st = _probe_state(tmp_path, {"stat": Q0, "running": 1, "freq": {0: 3_000_000, 1: 3_000_000}},
+                      {"stat": after, "running": 1, "freq": {0: 2_000_000, 1: 2_000_000}}, own_s=0.1)
+    assert st.throttled and not st.busy and any("frequency" in r for r in st.reasons)
+
+
+def test_unreadable_files_flag_nothing(tmp_path: Path) -> None:
+    probe = CPUStateMeter(1, [0], proc_stat=tmp_path / "no", proc_loadavg=tmp_path / "no", sys_cpu=tmp_path / "no")
+    probe.begin()
+    probe.end()
+    assert not probe.state().disturbed
+
+
+def test_real_probe_reads_this_machine() -> None:
+    probe = CPUStateMeter(1)
+    probe.begin()
+    sum(range(10_000))
+    probe.end()
+    st = probe.state()
+    assert st.device == "cpu" and "window_s" in st.details
+
+def test_thermal_throttle_counters_flag_throttling(tmp_path: Path) -> None:
     d = tmp_path / "cpu0" / "thermal_throttle"
     d.mkdir(parents=True)
     (d / "core_throttle_count").write_text("3\n")
     (d / "package_throttle_count").write_text("4\n")
-    m = CPUStateMeter(cpus=[0], sys_root=tmp_path)
+    m = CPUStateMeter(1, [0], proc_stat=tmp_path / "no", proc_loadavg=tmp_path / "no", sys_cpu=tmp_path)
     m.begin()
     (d / "core_throttle_count").write_text("6\n")
     m.end()
     s = m.state()
-    assert s.details["thermal_throttle_events"] == 3 and s.throttled
-
-
-def test_real_cpu_state_meter_runs() -> None:
-    m = CPUStateMeter()
-    m.begin()
-    time.sleep(0.02)
-    m.end()
-    s = m.state()
-    assert s.device == "cpu" and "own_load" in s.details
+    assert s.details["thermal_throttle_events"] == 3 and s.throttled and any("thermal" in r for r in s.reasons)
 
 
 def test_tdp_estimate_is_labelled_and_uses_process_cpu_time(monkeypatch: pytest.MonkeyPatch) -> None:

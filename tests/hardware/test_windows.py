@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ import pytest
 from hwtune.hardware import (
     DeviceState,
     Meter,
-    OSWindowProbe,
     WindowRecord,
     measure_in_windows,
     summarize_windows,
@@ -84,6 +82,28 @@ def test_test_retest_at_two_machine_speeds_agrees_on_the_ratio() -> None:
     assert b.ratio / a.ratio == pytest.approx(1.0, abs=0.02)
 
 
+def test_latency_at_the_reference_speed_does_not_move_with_the_machine() -> None:
+    # the same network measured on a quiet machine and on one running 30 % slower (a drift between
+    # passes): at a stored reference speed both report the quiet machine's latency
+    a = _measure(RecordedMachine(speed=lambda t: 1.0, seed=1), converge_on_ratio=True)
+    b = _measure(RecordedMachine(speed=lambda t: 1.3, seed=2), converge_on_ratio=True)
+    qa, qb = a.at_reference_speed(REF_MS), b.at_reference_speed(REF_MS)
+    assert b.median_ms / a.median_ms == pytest.approx(1.3, rel=0.02)  # the wall clock moved
+    assert qa.median_ms == pytest.approx(NET_MS, rel=0.02) and qb.median_ms == pytest.approx(NET_MS, rel=0.02)
+    assert qb.ci_low_ms <= qb.median_ms <= qb.ci_high_ms and qb.ci_low_ms > 0
+    # the windows handed to a later pooling (decisions near a bound) are on the same scale
+    assert np.median(qb.window_medians_ms) == pytest.approx(NET_MS, rel=0.03)
+    assert a.at_reference_speed(REF_MS).rel_half_width == pytest.approx(a.ratio_rel_half_width, rel=1e-6)
+
+
+def test_converging_on_the_ratio_stops_on_a_drifting_machine() -> None:
+    drift = lambda t: 1.0 + 0.4 * min(t / 0.3, 1.0)  # noqa: E731 - a recorded slow-down
+    on_wall = _measure(RecordedMachine(speed=drift), target_rel_ci=0.03)
+    on_ratio = _measure(RecordedMachine(speed=drift), target_rel_ci=0.03, converge_on_ratio=True)
+    assert not on_wall.converged  # the wall clock's interval holds the drift: it never narrows
+    assert on_ratio.converged and on_ratio.ratio_rel_half_width <= 0.03 and on_ratio.windows < on_wall.windows
+
+
 def test_adaptive_windows_until_the_target_or_the_cap() -> None:
     m = RecordedMachine(speed=lambda t: 1.0 + 0.3 * np.sin(40 * t) ** 2)
     r = _measure(m, target_rel_ci=1e-6, max_windows=9)
@@ -150,91 +170,3 @@ def test_interval_is_never_below_zero_and_t_table() -> None:
         summarize_windows([])
 
 
-# ---------------------------------------------------------------- what the OS says, from recorded files
-
-
-def _stat(cpus: dict[int, tuple[int, ...]]) -> str:
-    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
-    for c, v in cpus.items():
-        lines.append(f"cpu{c} " + " ".join(str(x) for x in v))
-    return "\n".join(lines) + "\nintr 0\n"
-
-
-class _Files:
-    def __init__(self, root: Path) -> None:
-        self.stat, self.loadavg, self.sys = root / "stat", root / "loadavg", root / "sys"
-        self.sys.mkdir()
-
-    def write(self, stat: dict[int, tuple[int, ...]], running: int, freq: dict[int, int] | None = None) -> None:
-        self.stat.write_text(_stat(stat))
-        self.loadavg.write_text(f"1.00 0.80 0.50 {running}/300 12345\n")
-        for c, f in (freq or {}).items():
-            d = self.sys / f"cpu{c}" / "cpufreq"
-            d.mkdir(parents=True, exist_ok=True)
-            (d / "scaling_cur_freq").write_text(f"{f}\n")
-
-
-def _probe_state(tmp_path: Path, before: dict, after: dict, *, own_s: float, wall_s: float = 0.1) -> DeviceState:
-    f = _Files(tmp_path)
-    t = {"t": 0.0, "own": 0.0}
-    probe = OSWindowProbe(1, [0, 1], proc_stat=f.stat, proc_loadavg=f.loadavg, sys_cpu=f.sys,
-                          clock=lambda: t["t"], process_cpu=lambda: t["own"], tick_s=0.01)
-    f.write(**before)
-    probe.begin()
-    t["t"], t["own"] = wall_s, own_s
-    f.write(**after)
-    probe.end()
-    return probe.state()
-
-
-#          user nice system idle iowait irq softirq steal
-Q0 = {0: (100, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 900, 0, 0, 0, 0)}
-
-
-def test_quiet_window_is_not_flagged(tmp_path: Path) -> None:
-    # we ran 10 ticks on one CPU, the other CPU idled
-    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
-    st = _probe_state(tmp_path, {"stat": Q0, "running": 1}, {"stat": after, "running": 1}, own_s=0.1)
-    assert not st.disturbed and st.details["runnable"] == 1
-
-
-def test_other_process_on_the_other_core_is_not_flagged(tmp_path: Path) -> None:
-    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (110, 0, 0, 900, 0, 0, 0, 0)}
-    st = _probe_state(tmp_path, {"stat": Q0, "running": 2}, {"stat": after, "running": 2}, own_s=0.1)
-    assert not st.disturbed
-
-
-def test_other_processes_sharing_our_core_are_flagged(tmp_path: Path) -> None:
-    # both CPUs fully busy, we got only 5 of 10 ticks: others used 1.5 CPUs of 2
-    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (110, 0, 0, 900, 0, 0, 0, 0)}
-    st = _probe_state(tmp_path, {"stat": Q0, "running": 3}, {"stat": after, "running": 3}, own_s=0.05)
-    assert st.busy and any("runnable" in r for r in st.reasons) and any("shared" in r for r in st.reasons)
-
-
-def test_steal_time_is_flagged(tmp_path: Path) -> None:
-    after = {0: (106, 0, 0, 900, 0, 0, 0, 4), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
-    st = _probe_state(tmp_path, {"stat": Q0, "running": 1}, {"stat": after, "running": 1}, own_s=0.06)
-    assert st.busy and any("stole 40 ms" in r for r in st.reasons) and st.details["steal_s"] == pytest.approx(0.04)
-
-
-def test_frequency_change_is_flagged_as_throttling(tmp_path: Path) -> None:
-    after = {0: (110, 0, 0, 900, 0, 0, 0, 0), 1: (100, 0, 0, 910, 0, 0, 0, 0)}
-    st = _probe_state(tmp_path, {"stat": Q0, "running": 1, "freq": {0: 3_000_000, 1: 3_000_000}},
-                      {"stat": after, "running": 1, "freq": {0: 2_000_000, 1: 2_000_000}}, own_s=0.1)
-    assert st.throttled and not st.busy and any("frequency" in r for r in st.reasons)
-
-
-def test_unreadable_files_flag_nothing(tmp_path: Path) -> None:
-    probe = OSWindowProbe(1, [0], proc_stat=tmp_path / "no", proc_loadavg=tmp_path / "no", sys_cpu=tmp_path / "no")
-    probe.begin()
-    probe.end()
-    assert not probe.state().disturbed
-
-
-def test_real_probe_reads_this_machine() -> None:
-    probe = OSWindowProbe(1)
-    probe.begin()
-    sum(range(10_000))
-    probe.end()
-    st = probe.state()
-    assert st.device == "cpu" and "window_s" in st.details

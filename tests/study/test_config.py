@@ -48,7 +48,11 @@ def test_good_file_runs_and_records_everything(tmp_path):
     assert sum(summary.counts.values()) == 2
     rec = summary.records[0]
     lat = rec.hardware["latency_ms"]
-    assert lat.source == "measured:timer" and lat.ci_low <= lat.value <= lat.ci_high and lat.repeats >= 10
+    # at the study's stored reference speed (issue 12): the wall clock's value is kept beside it
+    assert lat.source == "measured:timer/reference[onnxruntime]" and lat.ci_low <= lat.value <= lat.ci_high and lat.repeats >= 10
+    ref = study.optuna_study.user_attrs["hwtune:config"]["reference"]
+    assert lat.extra["at_reference_ms"] == ref["ms"] > 0 and lat.extra["wall_ms"] > 0
+    assert lat.value == pytest.approx(lat.extra["rel_to_ref"] * ref["ms"], rel=1e-3)
     assert lat.extra["threads"] == 1 and lat.extra["batch_size"] == 8
     assert rec.hardware["params"].source == "counted"
     t = study.optuna_study.trials[0]

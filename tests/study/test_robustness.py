@@ -345,3 +345,27 @@ def test_storage_faults_are_translated_with_the_drivers_own_words(driver_message
     assert ce is not None and ce.field == "storage"
     assert expect_problem in ce.problem and driver_message[:20] in ce.problem and expect_fix in ce.fix
     assert storage_config_error(ValueError("not a storage fault"), url) is None
+
+
+SEPARATE_SCRIPT = """
+import sys
+from hwtune import Study
+from tests.study import _doubles as d
+
+if __name__ == "__main__":
+    Study("sep", d.SPACE, constraints=["latency_ms <= 100"], storage=sys.argv[1], sampler="random", cost_model=None,
+          seed=int(sys.argv[2])).optimize(d.build, d.train, measure=d.measure, n_trials=12)
+"""
+
+
+def test_separate_processes_on_one_sqlite_study_finish_exactly_the_budget(tmp_path):
+    # `hwtune run` started twice by hand on one file: no shared multiprocessing lock, only the file
+    url = f"sqlite:///{tmp_path / 'sep.db'}"
+    script = tmp_path / "sep.py"
+    script.write_text(SEPARATE_SCRIPT)
+    Study("sep", d.SPACE, constraints=["latency_ms <= 100"], storage=url, sampler="random", cost_model=None).open()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, str(script), url, str(i)], cwd=REPO, env=env) for i in range(3)]
+    assert [p.wait(timeout=240) for p in procs] == [0, 0, 0]
+    trials = optuna.load_study(study_name="sep", storage=url).trials
+    assert sum(trial_status(t) in BUDGET_STATUSES for t in trials) == 12 and len(trials) == 12

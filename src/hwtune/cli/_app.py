@@ -189,9 +189,21 @@ from hwtune.cli._profile_cmd import profile_command  # noqa: E402
 
 app.command("profile")(profile_command)
 
+from hwtune.cli._show_cmd import show_command  # noqa: E402
+
+app.command("show")(show_command)
+
+from hwtune.cli._export_cmd import export_command  # noqa: E402
+
+app.command("export")(export_command)
+
 from hwtune.cli._costmodel_cmd import costmodel_app  # noqa: E402
 
 app.add_typer(costmodel_app, name="costmodel")
+
+from hwtune.cli._deploy_cmd import deploy_app  # noqa: E402
+
+app.add_typer(deploy_app, name="deploy")
 
 from hwtune.bench._bench_cli import bench_command  # noqa: E402
 

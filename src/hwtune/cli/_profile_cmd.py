@@ -83,6 +83,27 @@ class _NB201Family:
         return build_nb201(params["arch"], C=int(params.get("C", 16)), N=int(params.get("N", 5)), num_classes=num_classes, in_channels=input_shape[0])
 
 
+def _check_fixed_batch(runner: Any, batches: list[int]) -> None:
+    """An ONNX file whose batch dimension is a fixed number runs only that batch: say so, and how to fix
+    it, before ONNX Runtime fails with its own traceback."""
+    from hwtune.hardware import OnnxModel
+
+    model = getattr(runner, "model", None)
+    if not isinstance(model, OnnxModel):
+        return
+    shape = model.input_shape()
+    fixed = shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+    bad = [b for b in batches if fixed is not None and b != fixed]
+    if bad:
+        raise ConfigError(
+            "-b/--batch-sizes",
+            f"{model.path.name} has a fixed batch size of {fixed} (its input is declared {shape}): it cannot run batch size{'s' * (len(bad) > 1)} "
+            f"{', '.join(map(str, bad))}.",
+            f"measure it with -b {fixed}, or export the model with a dynamic batch dimension: `hwtune export` does, "
+            "as does torch.onnx.export(model, x, path, dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}}).",
+        )
+
+
 def _load(model: str, params: dict[str, Any], input_shape: tuple[int, ...] | None, num_classes: int) -> tuple[Any, tuple[int, ...], dict[str, Any]]:
     """(model or runner, one sample's shape, description of the model for the JSON output)."""
     from hwtune.hardware import OnnxModel, load_model
@@ -159,12 +180,17 @@ def profile_command(
         dev = parse_device(device, threads, field="--device")
         torch.manual_seed(seed)
         net, shape, described = _load(model, fam_params, shape, num_classes)
+        _check_fixed_batch(net, batches)
         x = torch.randn((batches[0], *shape))
         report = profile(
             net, x, dev, wanted,
             target_rel_ci=target_ci, max_time_s=max_time, batch_sizes=batches, idle_baseline=idle_baseline,
             max_retries=retries, estimate_energy=not no_estimate, cpu_tdp_w=cpu_tdp,
         )
+        if "file" in described:  # the runtime it ran in, as a study labels it: measured:timer[onnxruntime]
+            from hwtune.hardware import label_runtime, runtime_of_file
+
+            report = label_runtime(report, runtime_of_file(described["file"]), [k for k in report.measurements if k not in ("params", "flops")])
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=2) from None

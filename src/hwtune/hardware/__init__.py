@@ -8,6 +8,19 @@ serialized size, and watches the device's state while it does.
 ``hardware`` knows nothing of Optuna or of what to try next.
 """
 
+from hwtune.hardware._convert import (
+    DEFAULT_RUNTIME,
+    RUNTIMES,
+    ExportError,
+    check_runtime,
+    export_onnx,
+    export_torchscript,
+    label_runtime,
+    onnx_batch_dim,
+    profile_in_runtime,
+    runtime_of_file,
+    runtime_source,
+)
 from hwtune.hardware._cpu import CPUStateMeter, CPUUtilisationEstimateMeter
 from hwtune.hardware._decide import (
     decide_near_bounds,
@@ -60,14 +73,16 @@ from hwtune.hardware._rapl import (
     find_rapl_zones,
 )
 from hwtune.hardware._runner import OnnxModel, as_runner, count_flops, load_model
-from hwtune.hardware._windows import (
+from hwtune.hardware._reference import (
     REFERENCE_NAME,
-    OSWindowProbe,
+    measure_reference_speed,
+    reference_call,
+    reference_history,
+)
+from hwtune.hardware._windows import (
     WindowedResult,
     WindowRecord,
     measure_in_windows,
-    reference_call,
-    reference_history,
     summarize_windows,
 )
 
@@ -87,6 +102,18 @@ __all__ = [
     "profile",
     "PROFILE_METRICS",
     "load_model",
+    # runtimes and converters (issue 13)
+    "RUNTIMES",
+    "DEFAULT_RUNTIME",
+    "check_runtime",
+    "profile_in_runtime",
+    "export_onnx",
+    "export_torchscript",
+    "ExportError",
+    "onnx_batch_dim",
+    "label_runtime",
+    "runtime_source",
+    "runtime_of_file",
     "OnnxModel",
     "as_runner",
     "count_parameters",
@@ -103,10 +130,10 @@ __all__ = [
     "summarize_windows",
     "WindowRecord",
     "WindowedResult",
-    "OSWindowProbe",
     "REFERENCE_NAME",
     "reference_call",
     "reference_history",
+    "measure_reference_speed",
     # decisions near a bound
     "straddles",
     "pool_measurements",

@@ -1,21 +1,26 @@
-"""CPU state during a window (load of other processes, frequency, thermal throttling) and the
-TDP x utilisation estimate of CPU power used where RAPL cannot be read."""
+"""CPU state during a window (what the OS says: runnable tasks, other processes on our cores, steal
+time, frequency changes, thermal throttling) and the TDP x utilisation estimate of CPU power used
+where RAPL cannot be read. :class:`CPUStateMeter` is the one probe of the CPU's state: it wraps every
+short latency window (``_windows.py``) and is cheap enough for windows of tens of ms."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from hwtune.hardware._meters import DeviceState, EnergyMeter, Meter
 
-__all__ = ["CPUStateMeter", "CPUUtilisationEstimateMeter", "DEFAULT_CPU_TDP_W", "cpu_tdp_w", "process_cpu_seconds"]
+__all__ = ["DEFAULT_CPU_TDP_W", "CPUStateMeter", "CPUUtilisationEstimateMeter", "cpu_tdp_w", "process_cpu_seconds"]
 
 DEFAULT_CPU_TDP_W = 85.0
 """CodeCarbon's fallback TDP for a CPU it does not know."""
 
 _SYS_CPU = Path("/sys/devices/system/cpu")
+_PROC_STAT = Path("/proc/stat")
+_PROC_LOADAVG = Path("/proc/loadavg")
 
 
 def _affinity() -> list[int]:
@@ -57,66 +62,97 @@ def _throttle_count(cpus: Sequence[int], root: Path = _SYS_CPU) -> int | None:
     return total if seen else None
 
 
-def _freq_mhz(cpus: Sequence[int]) -> float | None:
-    try:
-        import psutil
+_PROC_STAT = Path("/proc/stat")
+_PROC_LOADAVG = Path("/proc/loadavg")
 
-        per = psutil.cpu_freq(percpu=True)
-    except Exception:  # noqa: BLE001 - not readable in many containers
+
+def _read_proc_stat(cpus: Sequence[int], path: Path) -> dict[str, float] | None:
+    """Summed ticks over ``cpus``: busy (user..softirq), steal, total; None where unreadable."""
+    try:
+        text = path.read_text()
+    except OSError:
         return None
-    if not per:
+    want = {f"cpu{c}" for c in cpus}
+    busy = steal = total = 0.0
+    seen = False
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0] not in want:
+            continue
+        v = [float(x) for x in parts[1:11]] + [0.0] * (10 - len(parts[1:11]))
+        user, nice, system, idle, iowait, irq, softirq, st = v[:8]
+        busy += user + nice + system + irq + softirq
+        steal += st
+        total += user + nice + system + idle + iowait + irq + softirq + st
+        seen = True
+    return {"busy": busy, "steal": steal, "total": total} if seen else None
+
+
+def _read_running(path: Path) -> int | None:
+    """Runnable tasks right now (4th field of /proc/loadavg, ``running/total``), this one included."""
+    try:
+        parts = path.read_text().split()
+        return int(parts[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
         return None
-    vals = [per[c].current for c in cpus if c < len(per)] or [f.current for f in per]
-    vals = [v for v in vals if v and v > 0]
+
+
+def _read_freq_khz(cpus: Sequence[int], root: Path) -> float | None:
+    vals = []
+    for c in cpus:
+        try:
+            vals.append(float((root / f"cpu{c}" / "cpufreq" / "scaling_cur_freq").read_text().strip()))
+        except (OSError, ValueError):
+            continue
     return sum(vals) / len(vals) if vals else None
 
 
 class CPUStateMeter(Meter):
-    """Load on this process's CPUs from other work, CPU frequency and thermal throttling.
+    """Flags one CPU window from what the OS tells; cheap enough to wrap windows of tens of ms.
 
-    Other load = (busy time of our CPUs - this process's CPU time) / (window x CPUs); hypervisor
-    steal counts as busy. Counters tick at ``1/CLK_TCK`` s, so short windows only flag load above
-    ``busy_threshold`` plus that resolution.
+    A window is flagged (``busy``) when
+
+    - more tasks were runnable than this process has CPUs (``/proc/loadavg``, read at both ends);
+    - other processes' CPU time on our CPUs exceeded what the CPUs we do not use could hold, so they
+      must have shared ours: ``busy(our CPUs) - own > (CPUs - threads) x wall`` plus two ticks;
+    - the hypervisor stole time (``steal`` of ``/proc/stat``) beyond two ticks and 5 % of the window;
+
+    and ``throttled`` when the mean CPU frequency changed by more than 10 %, or thermal throttle
+    events were counted. Paths and clocks are arguments so that a test replays recorded files.
     """
 
     name = "cpu_state"
 
     def __init__(
         self,
+        threads: int = 1,
         cpus: Sequence[int] | None = None,
-        busy_threshold: float = 0.25,
+        *,
+        proc_stat: Path = _PROC_STAT,
+        proc_loadavg: Path = _PROC_LOADAVG,
+        sys_cpu: Path = _SYS_CPU,
         clock: Callable[[], float] = time.perf_counter,
-        sys_root: Path = _SYS_CPU,
+        process_cpu: Callable[[], float] = time.process_time,
+        tick_s: float | None = None,
     ) -> None:
         self.cpus = list(cpus) if cpus is not None else _affinity()
-        self.busy_threshold = busy_threshold
-        self.clock = clock
-        self.sys_root = sys_root
+        self.threads = max(1, int(threads))
+        self.proc_stat, self.proc_loadavg, self.sys_cpu = proc_stat, proc_loadavg, sys_cpu
+        self.clock, self.process_cpu = clock, process_cpu
+        if tick_s is None:
+            tick_s = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+        self.tick_s = tick_s
         self._b: dict[str, Any] = {}
         self._e: dict[str, Any] = {}
-
-    def _busy_seconds(self) -> float | None:
-        try:
-            import psutil
-
-            per = psutil.cpu_times(percpu=True)
-        except Exception:  # noqa: BLE001
-            return None
-        total = 0.0
-        for c in self.cpus:
-            if c >= len(per):
-                continue
-            t = per[c]
-            total += sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
-        return total
 
     def _read(self) -> dict[str, Any]:
         return {
             "t": self.clock(),
-            "busy": self._busy_seconds(),
-            "own": process_cpu_seconds(),
-            "freq": _freq_mhz(self.cpus),
-            "throttle": _throttle_count(self.cpus, self.sys_root),
+            "own": self.process_cpu(),
+            "stat": _read_proc_stat(self.cpus, self.proc_stat),
+            "running": _read_running(self.proc_loadavg),
+            "freq": _read_freq_khz(self.cpus, self.sys_cpu),
+            "throttle": _throttle_count(self.cpus, self.sys_cpu),
         }
 
     def begin(self) -> None:
@@ -129,33 +165,43 @@ class CPUStateMeter(Meter):
         b, e = self._b, self._e
         wall = max(e["t"] - b["t"], 1e-9)
         n = max(len(self.cpus), 1)
-        details: dict[str, Any] = {"cpus": len(self.cpus), "window_s": round(wall, 4)}
+        own = max(0.0, e["own"] - b["own"])
+        details: dict[str, Any] = {"window_s": round(wall, 5)}
         reasons: list[str] = []
         busy = throttled = False
-        own = e["own"] - b["own"]
-        details["own_load"] = round(own / (wall * n), 3)
-        if b["busy"] is not None and e["busy"] is not None:
-            other = max(0.0, (e["busy"] - b["busy"]) - own)
-            other_load = other / (wall * n)
-            tick = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
-            resolution = 2 * tick / wall
-            details["other_load"] = round(other_load, 3)
-            if other_load > self.busy_threshold + resolution:
+        runs = [r for r in (b["running"], e["running"]) if r is not None]
+        if runs:
+            details["runnable"] = max(runs)
+            if max(runs) > n:
                 busy = True
-                reasons.append(f"other processes kept {other_load:.0%} of this process's {n} CPU(s) busy")
-        try:
-            details["loadavg_1m"] = round(os.getloadavg()[0], 2)
-        except OSError:  # pragma: no cover
-            pass
-        if b["freq"] is not None and e["freq"] is not None:
-            details["freq_mhz"] = round((b["freq"] + e["freq"]) / 2, 1)
-        if b["throttle"] is not None and e["throttle"] is not None:
-            details["thermal_throttle_events"] = e["throttle"] - b["throttle"]
-            if e["throttle"] > b["throttle"]:
+                reasons.append(f"{max(runs)} tasks runnable on {n} CPU(s)")
+        if b["stat"] is not None and e["stat"] is not None:
+            d = {k: e["stat"][k] - b["stat"][k] for k in ("busy", "steal", "total")}
+            other = max(0.0, d["busy"] * self.tick_s - own)
+            spare = max(0, n - self.threads) * wall
+            res = 2 * self.tick_s
+            details["other_cpu_s"] = round(other, 4)
+            if other > spare + res:
+                busy = True
+                reasons.append(f"other processes used {other / wall:.2f} CPUs of {n}: they shared this process's cores")
+            steal_s = d["steal"] * self.tick_s
+            details["steal_s"] = round(steal_s, 4)
+            if steal_s > res and steal_s > 0.05 * wall * n:
+                busy = True
+                reasons.append(f"hypervisor stole {steal_s * 1000:.0f} ms of CPU time in a {wall * 1000:.0f} ms window")
+        if b["freq"] is not None and e["freq"] is not None and b["freq"] > 0:
+            change = abs(e["freq"] - b["freq"]) / b["freq"]
+            details["freq_mhz"] = round(e["freq"] / 1000, 1)
+            if change > 0.10:
                 throttled = True
-                reasons.append(f"CPU thermal throttling ({e['throttle'] - b['throttle']} events)")
+                reasons.append(f"CPU frequency changed by {change:.0%} within the window")
+        tb, te = b.get("throttle"), e.get("throttle")
+        if tb is not None and te is not None:
+            details["thermal_throttle_events"] = te - tb
+            if te > tb:
+                throttled = True
+                reasons.append(f"CPU thermal throttling ({te - tb} events)")
         return DeviceState("cpu", busy=busy, throttled=throttled, reasons=reasons, details=details)
-
 
 class CPUUtilisationEstimateMeter(EnergyMeter):
     """CPU power estimated as TDP x the share of the machine's CPUs this process kept busy.

@@ -40,7 +40,8 @@ class Measurement:
         metric: vocabulary name (``latency_ms``, ``params``...).
         value: the value, or ``None`` when it could not be obtained (never 0 for "missing").
         unit: unit of ``value``.
-        source: where it came from: ``measured:timer``, ``measured:nvml``, ``measured:rapl``,
+        source: where it came from: ``measured:timer``, ``measured:timer/reference`` (at a study's
+            stored reference speed), ``measured:nvml``, ``measured:rapl``,
             ``measured:rss``, ``measured:cuda_allocator``, ``measured:serialized``, ``counted``,
             ``counted:flop_counter``, ``estimated:<method>``, ``predicted:<model>``, or ``unavailable``.
         ci_low, ci_high: 95 % confidence interval, when the source has one.

@@ -22,7 +22,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from hwtune.hardware._cpu import CPUUtilisationEstimateMeter, process_cpu_seconds
+from hwtune.hardware._cpu import (
+    CPUStateMeter,
+    CPUUtilisationEstimateMeter,
+    process_cpu_seconds,
+)
 from hwtune.hardware._device import CPUDevice, CUDADevice
 from hwtune.hardware._latency import CudaEventTimer, warm_up
 from hwtune.hardware._measurement import (
@@ -55,20 +59,14 @@ from hwtune.hardware._nvml import (
     has_power_reading,
 )
 from hwtune.hardware._rapl import RaplEnergyMeter, rapl_zones
+from hwtune.hardware._reference import REFERENCE_NAME, record_reference, reference_call
 from hwtune.hardware._runner import (
     ModelRunner,
     as_runner,
     count_parameters,
     serialized_size_mb,
 )
-from hwtune.hardware._windows import (
-    REFERENCE_NAME,
-    OSWindowProbe,
-    WindowedResult,
-    measure_in_windows,
-    record_reference,
-    reference_call,
-)
+from hwtune.hardware._windows import WindowedResult, measure_in_windows
 from hwtune.space._metrics import METRICS
 
 __all__ = [
@@ -131,12 +129,12 @@ def energy_meter_for(device: Any, *, estimate: bool = True, cpu_tdp_w: float | N
 
 def state_meter_for(device: Any, busy_threshold: float = 0.25) -> Callable[[], Meter] | None:
     """A factory of the device-state meter wrapped around each short window, or ``None`` where the
-    state cannot be read: :class:`OSWindowProbe` on a CPU (runnable tasks, other processes on our
+    state cannot be read: :class:`CPUStateMeter` on a CPU (runnable tasks, other processes on our
     cores, steal time, frequency), NVML's state meter on a GPU (utilisation, throttle reasons).
     ``busy_threshold`` is kept for callers of the older :class:`CPUStateMeter`."""
     if device.kind == "cpu":
         threads = device.resolved_threads()
-        return lambda: OSWindowProbe(threads)
+        return lambda: CPUStateMeter(threads)
     try:
         nv, h = device.nvml()
     except NVMLUnavailable as e:
@@ -214,8 +212,12 @@ def _check_batches(batch_sizes: Sequence[int] | None, default: int) -> list[int]
     return out
 
 
-def _latency_measurements(res: WindowedResult, batch: int, extra: dict[str, Any], note: str | None) -> dict[str, Measurement]:
-    source = "measured:timer"
+def _latency_measurements(
+    res: WindowedResult, batch: int, extra: dict[str, Any], note: str | None, scaled: bool = False
+) -> dict[str, Measurement]:
+    """Latency and throughput from one windowed result; ``scaled``: the result is at the reference's
+    speed (source ``measured:timer/reference``), not the wall clock's."""
+    source = "measured:timer/reference" if scaled else "measured:timer"
     lat = Measurement("latency_ms", res.median_ms, METRICS["latency_ms"].unit, source, res.ci_low_ms, res.ci_high_ms, res.repeats, note, extra)
     thr = Measurement(
         "throughput_sps", batch / res.median_ms * 1000.0, METRICS["throughput_sps"].unit, source,
@@ -257,6 +259,7 @@ def _profile_batch(
     windows: int,
     window_s: float,
     reference: bool,
+    reference_ms: float | None = None,
     warmup_runs: int,
     warmup_s: float,
     min_repeats: int,
@@ -316,7 +319,11 @@ def _profile_batch(
         windows=windows, window_s=window_s, min_per_window=max(3, -(-min_repeats // max(windows, 1))),
         max_flagged_repeats=windows * max(0, max_retries), sync=sync, timer=timer,
         clock_name="cuda_events" if timer is not None else "wall",
+        converge_on_ratio=reference_ms is not None and ref is not None,
     )
+    wall = res
+    if reference_ms is not None and res.ratio is not None:
+        res = res.at_reference_speed(reference_ms)  # the latency at the study's reference speed
     wall_s = time.perf_counter() - t0
     cpu_s = process_cpu_seconds() - cpu0
     measured_at = time.time()
@@ -325,7 +332,7 @@ def _profile_batch(
     notes: list[str] = []
     if not res.converged:
         cap = (f"time cap {max_time_s:g} s or {res.windows} windows reached before the CI reached ±{target_rel_ci:.0%} "
-               f"(it is ±{res.rel_half_width:.1%}: ±{res.between_rel_half_width:.1%} between windows)")
+               f"(it is ±{res.rel_half_width:.1%}; wall clock ±{wall.between_rel_half_width:.1%} between windows)")
         notes.append(cap)
         warnings.append(f"batch {batch}: latency {cap}")
     if res.flagged:
@@ -337,7 +344,6 @@ def _profile_batch(
             msg = f"device disturbed in {res.flagged} windows ({why}); repeated, the estimate uses the {res.windows} undisturbed ones"
         notes.append(msg)
         warnings.append(f"batch {batch}: {msg}")
-    note = "; ".join(notes) or None
     state_dict = {("cuda" if device.kind == "cuda" else "cpu"): {"busy": res.flagged > 0, "flagged_windows": res.flagged, "reasons": list(res.reasons[:5])}}
     ref_extra: dict[str, Any] = {}
     if res.ref_ms is not None and res.ratio is not None:
@@ -349,6 +355,18 @@ def _profile_batch(
             "rel_to_ref_ci": [round(v, 6) for v in res.ratio_ci] if res.ratio_ci else None,
             "window_ref_ms": [round(v, 6) for v in res.window_ref_ms],
         }
+    if res is not wall:
+        ref_extra.update({
+            "at_reference_ms": reference_ms,
+            "wall_ms": round(wall.median_ms, 6),
+            "wall_ci_ms": [round(wall.ci_low_ms, 6), round(wall.ci_high_ms, 6)],
+            "wall_window_medians_ms": [round(v, 6) for v in wall.window_medians_ms],
+        })
+        notes.insert(0, (
+            f"at the reference speed: {res.ratio:.4g} x hwtune's reference network (measured in the same windows) "
+            f"x its {reference_ms:.4g} ms stored with the study; wall clock now {wall.median_ms:.4g} ms "
+            f"[{wall.ci_low_ms:.4g}, {wall.ci_high_ms:.4g}] with the reference at {wall.ref_ms:.4g} ms"
+        ))
     extra: dict[str, Any] = {
         "batch_size": batch,
         "threads": device.resolved_threads(),
@@ -377,7 +395,8 @@ def _profile_batch(
         **ref_extra,
         "state": state_dict,
     }
-    lat = _latency_measurements(res, batch, extra, note)
+    note = "; ".join(notes) or None
+    lat = _latency_measurements(res, batch, extra, note, scaled=res is not wall)
     out.update({k: v for k, v in lat.items() if k in wanted})
     if want_energy:
         out.update(_energy_window(run_once, energy_factory, baseline, res, batch, min_energy_window_s, wanted, state_dict))
@@ -464,6 +483,7 @@ def profile(
     windows: int = 5,
     window_s: float = 0.05,
     reference: bool = True,
+    reference_ms: float | None = None,
 ) -> HardwareReport:
     """Measure ``model`` on ``device`` with ``example_input``.
 
@@ -497,6 +517,11 @@ def profile(
         window_s: shortest time the network is timed in each window.
         reference: bracket every window with hwtune's fixed reference network, and report the
             latency relative to it (``extra["rel_to_ref"]``) beside the absolute one.
+        reference_ms: report latency (and throughput, energy) at the speed where the reference takes
+            this long (a study's stored :func:`measure_reference_speed`): ratio to the reference x
+            ``reference_ms``, source ``measured:timer/reference``, the wall clock's values in
+            ``extra`` (``wall_ms``, ``wall_ci_ms``); the repeats stop on the ratio's interval. A
+            slow-down of the whole machine then leaves the value where it was.
 
     Returns:
         A report with one :class:`Measurement` per requested metric (primary batch size) and
@@ -537,7 +562,7 @@ def profile(
                     per_batch[b] = _profile_batch(
                         runner, device, x, b, dynamic,
                         target_rel_ci=target_rel_ci, max_time_s=max_time_s, max_retries=max_retries,
-                        windows=windows, window_s=window_s, reference=reference,
+                        windows=windows, window_s=window_s, reference=reference, reference_ms=reference_ms,
                         warmup_runs=warmup_runs, warmup_s=warmup_s, min_repeats=min_repeats,
                         min_energy_window_s=min_energy_window_s, rss_baseline=rss_baseline,
                         energy_factory=energy_factory, state_factory=state_factory,

@@ -211,6 +211,7 @@ class OnnxRunner(ModelRunner):
         self.session: Any = None
         self.input_name = ""
         self.dtype = "float32"
+        self.fixed_batch: int | None = None
 
     def prepare(self, device: Any) -> None:
         self.session = _ort_session(self.model.path, device, device.resolved_threads())
@@ -219,6 +220,8 @@ class OnnxRunner(ModelRunner):
             raise ConfigError("model", f"{self.model.path.name} has {len(inputs)} inputs; hwtune profiles models with one input.")
         self.input_name = inputs[0].name
         self.dtype = _ONNX_DTYPES.get(inputs[0].type, "float32")
+        first = inputs[0].shape[0] if inputs[0].shape else None
+        self.fixed_batch = first if isinstance(first, int) and first > 0 else None
 
     def batch_of(self, example_input: Any) -> int:
         return int(example_input.shape[0])
@@ -233,6 +236,11 @@ class OnnxRunner(ModelRunner):
         return x
 
     def call_for(self, x: Any) -> Callable[[], object]:
+        if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:  # else ONNX Runtime's own traceback
+            raise ConfigError(
+                "batch_sizes", f"{self.model.path.name} has a fixed batch size of {self.fixed_batch}: it cannot run batch size {x.shape[0]}.",
+                f"measure batch size {self.fixed_batch}, or export the model with a dynamic batch dimension (hwtune.hardware.export_onnx does).",
+            )
         sess, feed = self.session, {self.input_name: x}
         return lambda: sess.run(None, feed)
 

@@ -26,25 +26,19 @@ Everything here takes a clock and timers, so that tests replay recorded timings.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from hwtune.hardware._latency import median_confidence_interval, time_call
-from hwtune.hardware._meters import DeviceState, Meter
+from hwtune.hardware._meters import Meter
 
 __all__ = [
-    "OSWindowProbe",
     "WindowRecord",
     "WindowedResult",
     "measure_in_windows",
-    "reference_call",
-    "reference_history",
     "summarize_windows",
     "t_quantile_975",
 ]
@@ -60,150 +54,6 @@ def t_quantile_975(df: int) -> float:
     if df < 1:
         return math.inf
     return _T975.get(df, 1.96 + 2.4 / df)
-
-
-# --------------------------------------------------------------------------- what the OS says
-
-
-_PROC_STAT = Path("/proc/stat")
-_PROC_LOADAVG = Path("/proc/loadavg")
-_SYS_CPU = Path("/sys/devices/system/cpu")
-
-
-def _read_proc_stat(cpus: Sequence[int], path: Path) -> dict[str, float] | None:
-    """Summed ticks over ``cpus``: busy (user..softirq), steal, total; None where unreadable."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    want = {f"cpu{c}" for c in cpus}
-    busy = steal = total = 0.0
-    seen = False
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts or parts[0] not in want:
-            continue
-        v = [float(x) for x in parts[1:11]] + [0.0] * (10 - len(parts[1:11]))
-        user, nice, system, idle, iowait, irq, softirq, st = v[:8]
-        busy += user + nice + system + irq + softirq
-        steal += st
-        total += user + nice + system + idle + iowait + irq + softirq + st
-        seen = True
-    return {"busy": busy, "steal": steal, "total": total} if seen else None
-
-
-def _read_running(path: Path) -> int | None:
-    """Runnable tasks right now (4th field of /proc/loadavg, ``running/total``), this one included."""
-    try:
-        parts = path.read_text().split()
-        return int(parts[3].split("/")[0])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _read_freq_khz(cpus: Sequence[int], root: Path) -> float | None:
-    vals = []
-    for c in cpus:
-        try:
-            vals.append(float((root / f"cpu{c}" / "cpufreq" / "scaling_cur_freq").read_text().strip()))
-        except (OSError, ValueError):
-            continue
-    return sum(vals) / len(vals) if vals else None
-
-
-class OSWindowProbe(Meter):
-    """Flags one CPU window from what the OS tells; cheap enough to wrap windows of tens of ms.
-
-    A window is flagged (``busy``) when
-
-    - more tasks were runnable than this process has CPUs (``/proc/loadavg``, read at both ends);
-    - other processes' CPU time on our CPUs exceeded what the CPUs we do not use could hold, so they
-      must have shared ours: ``busy(our CPUs) - own > (CPUs - threads) x wall`` plus two ticks;
-    - the hypervisor stole time (``steal`` of ``/proc/stat``) beyond two ticks and 5 % of the window;
-
-    and ``throttled`` when the mean CPU frequency changed by more than 10 %, or thermal throttle
-    events were counted. Paths and clocks are arguments so that a test replays recorded files.
-    """
-
-    name = "os_window"
-
-    def __init__(
-        self,
-        threads: int = 1,
-        cpus: Sequence[int] | None = None,
-        *,
-        proc_stat: Path = _PROC_STAT,
-        proc_loadavg: Path = _PROC_LOADAVG,
-        sys_cpu: Path = _SYS_CPU,
-        clock: Callable[[], float] = time.perf_counter,
-        process_cpu: Callable[[], float] = time.process_time,
-        tick_s: float | None = None,
-    ) -> None:
-        if cpus is None:
-            try:
-                cpus = sorted(os.sched_getaffinity(0))
-            except AttributeError:  # pragma: no cover - non-Linux
-                cpus = list(range(os.cpu_count() or 1))
-        self.cpus = list(cpus)
-        self.threads = max(1, int(threads))
-        self.proc_stat, self.proc_loadavg, self.sys_cpu = proc_stat, proc_loadavg, sys_cpu
-        self.clock, self.process_cpu = clock, process_cpu
-        if tick_s is None:
-            tick_s = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
-        self.tick_s = tick_s
-        self._b: dict[str, Any] = {}
-        self._e: dict[str, Any] = {}
-
-    def _read(self) -> dict[str, Any]:
-        return {
-            "t": self.clock(),
-            "own": self.process_cpu(),
-            "stat": _read_proc_stat(self.cpus, self.proc_stat),
-            "running": _read_running(self.proc_loadavg),
-            "freq": _read_freq_khz(self.cpus, self.sys_cpu),
-        }
-
-    def begin(self) -> None:
-        self._b = self._read()
-
-    def end(self) -> None:
-        self._e = self._read()
-
-    def state(self) -> DeviceState:
-        b, e = self._b, self._e
-        wall = max(e["t"] - b["t"], 1e-9)
-        n = max(len(self.cpus), 1)
-        own = max(0.0, e["own"] - b["own"])
-        details: dict[str, Any] = {"window_s": round(wall, 5)}
-        reasons: list[str] = []
-        busy = throttled = False
-        runs = [r for r in (b["running"], e["running"]) if r is not None]
-        if runs:
-            details["runnable"] = max(runs)
-            if max(runs) > n:
-                busy = True
-                reasons.append(f"{max(runs)} tasks runnable on {n} CPU(s)")
-        if b["stat"] is not None and e["stat"] is not None:
-            d = {k: e["stat"][k] - b["stat"][k] for k in ("busy", "steal", "total")}
-            other = max(0.0, d["busy"] * self.tick_s - own)
-            spare = max(0, n - self.threads) * wall
-            res = 2 * self.tick_s
-            details["other_cpu_s"] = round(other, 4)
-            if other > spare + res:
-                busy = True
-                reasons.append(f"other processes used {other / wall:.2f} CPUs of {n}: they shared this process's cores")
-            steal_s = d["steal"] * self.tick_s
-            details["steal_s"] = round(steal_s, 4)
-            if steal_s > res and steal_s > 0.05 * wall * n:
-                busy = True
-                reasons.append(f"hypervisor stole {steal_s * 1000:.0f} ms of CPU time in a {wall * 1000:.0f} ms window")
-        if b["freq"] is not None and e["freq"] is not None and b["freq"] > 0:
-            change = abs(e["freq"] - b["freq"]) / b["freq"]
-            details["freq_mhz"] = round(e["freq"] / 1000, 1)
-            if change > 0.10:
-                throttled = True
-                reasons.append(f"CPU frequency changed by {change:.0%} within the window")
-        return DeviceState("cpu", busy=busy, throttled=throttled, reasons=reasons, details=details)
 
 
 # --------------------------------------------------------------------------- records and their summary
@@ -272,6 +122,29 @@ class WindowedResult:
     reasons: tuple[str, ...] = ()
     clock: str = "wall"
     outliers: int = 0
+
+    @property
+    def ratio_rel_half_width(self) -> float:
+        """Half the ratio interval's width over the ratio (``inf`` without a reference)."""
+        if self.ratio is None or self.ratio_ci is None or self.ratio <= 0:
+            return math.inf
+        return (self.ratio_ci[1] - self.ratio_ci[0]) / 2 / self.ratio
+
+    def at_reference_speed(self, reference_ms: float) -> WindowedResult:
+        """The latency the network has when the reference takes ``reference_ms``: ratio x
+        ``reference_ms``, its interval the ratio's interval times the same (the wall-clock values
+        are the caller's to keep). ``self`` when no ratio was measured."""
+        if self.ratio is None or self.ratio_ci is None or reference_ms <= 0:
+            return self
+        med = self.ratio * reference_ms
+        lo, hi = self.ratio_ci[0] * reference_ms, self.ratio_ci[1] * reference_ms
+        lo = max(min(lo, med), 1e-9)
+        hi = max(hi, med)
+        per_window = tuple(m / r * reference_ms for m, r in zip(self.window_medians_ms, self.window_ref_ms) if r > 0)
+        return replace(
+            self, median_ms=med, ci_low_ms=lo, ci_high_ms=hi, rel_half_width=(hi - lo) / 2 / med,
+            window_medians_ms=per_window or self.window_medians_ms,
+        )
 
 
 def _t_interval(values: np.ndarray, center: float) -> tuple[float, float]:
@@ -357,20 +230,21 @@ def measure_in_windows(
     max_windows: int = 16,
     window_s: float = 0.05,
     min_per_window: int = 3,
-    ref_per_window: int = 4,
+    ref_per_window: int = 8,
     max_flagged_repeats: int = 5,
     min_clean: int = 3,
     sync: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     timer: Callable[[Callable[[], object]], float] | None = None,
     clock_name: str = "wall",
+    converge_on_ratio: bool = False,
 ) -> WindowedResult:
     """Time ``call`` in short windows bracketed by ``reference`` until the interval is within target.
 
     Args:
         call: one inference of the network (one batch), warmed up already.
         reference: one inference of the reference network (warmed up), or None.
-        probe: a factory of a state meter wrapped around each window (``OSWindowProbe`` on a CPU).
+        probe: a factory of a state meter wrapped around each window (:class:`~hwtune.hardware.CPUStateMeter` on a CPU).
         target_rel_ci: stop once the joined interval's half-width is within this share of the median.
         max_time_s: time cap on the whole measurement (``converged`` False when hit).
         windows: fewest windows; ``max_windows``: most windows counted in the estimate.
@@ -379,6 +253,9 @@ def measure_in_windows(
         max_flagged_repeats: how many flagged windows are run again in all.
         min_clean: clean windows needed to leave the flagged ones out.
         sync, clock, timer: as in :func:`~hwtune.hardware.time_until_confident` (tests pass fakes).
+        converge_on_ratio: stop on the interval of the ratio to the reference instead of the
+            wall-clock latency's (what a caller that reports the latency at the reference's speed
+            needs: on a machine whose speed drifts, the wall-clock interval may never narrow).
     """
     if target_rel_ci <= 0:
         raise ValueError(f"target_rel_ci must be positive, got {target_rel_ci}")
@@ -416,7 +293,8 @@ def measure_in_windows(
             counted += 1
         if counted >= windows:
             res = summarize_windows(records, min_clean=min_clean)
-            if res.rel_half_width <= target_rel_ci:
+            width = res.ratio_rel_half_width if converge_on_ratio and res.ratio is not None else res.rel_half_width
+            if width <= target_rel_ci:
                 converged = True
                 break
             if res.windows >= max_windows:
@@ -424,62 +302,3 @@ def measure_in_windows(
         if clock() - start >= max_time_s:
             break
     return summarize_windows(records, min_clean=min_clean, converged=converged, repeated=repeated, clock=clock_name)
-
-
-# --------------------------------------------------------------------------- the reference network
-
-REFERENCE_NAME = "hwtune-ref-3conv16@1x3x32x32"
-"""The reference network's name in every measurement's ``extra`` (change it whenever the network changes)."""
-
-_REFERENCES: dict[str, tuple[Any, Any]] = {}
-_HISTORY: dict[str, list[tuple[float, float]]] = {}
-
-
-def _build_reference() -> Any:
-    import torch
-    from torch import nn
-
-    g = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10),
-    )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return net.eval()
-
-
-def reference_call(device: Any) -> Callable[[], object]:
-    """One inference of hwtune's fixed reference network on ``device`` (built once per process and device).
-
-    Three 16-channel 3x3 convolutions on a 1x3x32x32 input (about 0.5-1 ms on one CPU thread): small
-    enough to bracket every window, the same work in every window of every study on that device.
-    """
-    import torch
-
-    spec = device.to_spec()
-    if spec not in _REFERENCES:
-        dev = torch.device(device.torch_device)
-        net = _build_reference().to(dev)
-        x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)).to(dev)
-        _REFERENCES[spec] = (net, x)
-    net, x = _REFERENCES[spec]
-
-    def run() -> object:
-        with torch.inference_mode():
-            return net(x)
-
-    return run
-
-
-def record_reference(device_spec: str, ref_ms: float, when: float | None = None) -> None:
-    """Keep the reference's median of one measurement in this process's history (wall time, ms)."""
-    _HISTORY.setdefault(device_spec, []).append((time.time() if when is None else when, float(ref_ms)))
-
-
-def reference_history(device_spec: str) -> list[tuple[float, float]]:
-    """``(unix time, reference ms)`` of every measurement in this process on ``device_spec``."""
-    return list(_HISTORY.get(device_spec, []))

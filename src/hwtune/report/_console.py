@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from hwtune.report._tables import format_params, record_table
+from hwtune.report._tables import format_params, models_table, record_table
 from hwtune.vocabulary import BUDGET_STATUSES
 
 if TYPE_CHECKING:
@@ -101,6 +101,8 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
         console.print("[yellow]No feasible trained network yet.[/yellow]")
     for i, rec in enumerate(summary.best):
         _print_record(rec, summary, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
+    _print_models(summary, console)
+    _print_machine_speed(summary, console)
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
@@ -110,3 +112,39 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
 
 def _print_record(rec: "TrialRecord", summary: "StudySummary", console: Console, title: str) -> None:
     console.print(record_table(rec, summary, title))
+
+
+def _print_models(summary: "StudySummary", console: Console) -> None:
+    """How many trained networks are kept, where, and how to load one (when the study keeps models)."""
+    models = getattr(summary, "models", None)
+    if models is None:
+        return
+    kept = models.kept
+    where = f" in {models.location}" if kept and models.location else ""
+    console.print(Text(f"Trained weights (keep_models: {models.mode}): {len(kept)} kept{where}."), soft_wrap=True, highlight=False)
+    if not kept:
+        return
+    console.print(models_table(summary))
+    target = "study" if summary.storage == "in-memory" else f"{summary.name!r}"
+    storage = "" if summary.storage == "in-memory" else f", storage={summary.storage!r}"
+    console.print(Text(f"Load one with hwtune.load_model({target}, trial={kept[0].trial}{storage})"), soft_wrap=True, highlight=False)
+
+
+def _print_machine_speed(summary: "StudySummary", console: Console) -> None:
+    """At which machine speed the latencies are reported, and how far the machine drifted from it."""
+    ms = getattr(summary, "machine_speed", None)
+    if not ms:
+        return
+    import datetime as _dt
+
+    def at(t: float | None) -> str:
+        return _dt.datetime.fromtimestamp(t).strftime("%H:%M:%S") if t else "?"
+
+    span = f"hwtune's reference network took {ms['min_ms']:.3g}-{ms['max_ms']:.3g} ms in the {ms['n']} measurements (slowest at {at(ms['slowest_at'])})"
+    if ms.get("stored_ms"):
+        head = (f"Latencies are at the machine speed stored with the study ({at(ms.get('stored_at'))}: reference "
+                f"{ms['stored_ms']:.3g} ms; source measured:timer/reference); {span}: x{ms['max_ms'] / ms['stored_ms']:.2f} at the slowest.")
+    else:
+        head = f"Machine speed over the study: {span}."
+    console.print(Text(head), soft_wrap=True, highlight=False)
+

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from hwtune.space import SearchSpace
     from hwtune.study import StudySummary, TrialRecord
 
-__all__ = ["LABELS", "ALWAYS_SHOWN", "format_params", "metric_label", "record_table"]
+__all__ = ["LABELS", "ALWAYS_SHOWN", "format_params", "metric_label", "models_table", "record_table"]
 
 LABELS: dict[str, str] = {
     "error": "validation error",
@@ -139,7 +139,39 @@ def record_rows(rec: "TrialRecord", summary: "StudySummary") -> list[Row]:
     for name in ALWAYS_SHOWN:
         if name not in goals and (name in rec.metrics or name in rec.hardware):
             rows.extend(_metric_rows(name, rec, ""))
+    row = _model_row(rec, summary)
+    if row is not None:
+        rows.append(row)
     return rows
+
+
+def _size(n: Any) -> str:
+    return f"{n / 1e6:.2f} MB" if isinstance(n, int) and n >= 100_000 else f"{n / 1e3:.1f} kB" if isinstance(n, int) else "size unknown"
+
+
+def _model_row(rec: "TrialRecord", summary: "StudySummary") -> Row | None:
+    """Where the trial's trained weights are, or why none are kept (when the study keeps models)."""
+    models = getattr(summary, "models", None)
+    if models is None:
+        return None
+    m = models.records.get(rec.number)
+    if m is None or not m.kept:
+        return ("trained weights", "no model kept", m.reason if m is not None and m.reason else "not recorded with the trial", "")
+    return ("trained weights", m.path or str(m.artifact_id), f"Optuna artifact {m.artifact_id}, {_size(m.bytes)}", "")
+
+
+def models_table(summary: "StudySummary") -> Table:
+    """The kept models: trial, the study's objective values, the weights' file (or artifact id) and size."""
+    t = Table(title="Kept trained weights", show_header=True, header_style="bold")
+    for col in ("trial", *(f"{o.metric}" for o in summary.objectives), "file", "size"):
+        t.add_column(col, overflow="fold")
+    values = {r.number: r.values for r in summary.records}
+    models = getattr(summary, "models", None)
+    for m in models.kept if models is not None else []:
+        vals = values.get(m.trial) or ()
+        cells = [f"{v:.4g}" for v in vals] + ["-"] * (len(summary.objectives) - len(vals))
+        t.add_row(*(escape(c) for c in (str(m.trial), *cells, m.path or f"artifact {m.artifact_id}", _size(m.bytes))))
+    return t
 
 
 def record_table(rec: "TrialRecord", summary: "StudySummary", title: str) -> Table:

@@ -31,6 +31,13 @@ __all__ = ["Proposer"]
 _SCREEN_KEEP = math.log(1e-3)
 """Rows below this probability of feasibility at a full screen are skipped until the next one."""
 
+MIN_FRESH_ARCHITECTURES = 4
+"""Unmeasured architectures that stay candidates when the screen leaves fewer (the likeliest within
+budget first): after a few measurements a cost model can pass almost nothing but the architectures
+already measured within budget, and a study then tuned the training params of one network for 35
+trials (the default study, seed 4). Proposing for information beats exploiting a model that knows
+almost nothing."""
+
 
 class Proposer:
     """One round: the study's data, the shared cost model, the sampler's state; :meth:`propose` picks."""
@@ -145,7 +152,8 @@ class Proposer:
         if pool.rows is not None and hw_pred and pool.full_screen:
             self.state.screen = (version, self.state.round, pool.rows[log_pf >= _SCREEN_KEEP])
         self.state.round += 1
-        idx, gated = self._gate(pool, log_pf)
+        arch = [config_tuple(c, self.hw_names) for c in pool.configs]
+        idx, gated = self._gate(pool, log_pf, arch, set(measured))
         configs = [pool.configs[i] for i in idx]
         hw_pred = {m: (mu[idx], sd[idx]) for m, (mu, sd) in hw_pred.items()}
         log_pf = log_pf[idx]
@@ -154,7 +162,7 @@ class Proposer:
         else:
             F = getattr(self, "_pool_F", None)
             X = self.inputs.surrogate(configs, None if F is None else F[idx])
-        chosen, acq, startup = self._choose(q, X, configs, log_pf, hw_pred, quality, feasible)
+        chosen, acq, startup = self._choose(q, X, configs, log_pf, hw_pred, quality, feasible, [arch[i] for i in idx])
         if acq is not None:  # remember the best-ranked candidates for the next round's pool
             self.state.elite = [configs[j] for j in np.argsort(-acq)[: self.state.elite_size] if j not in chosen]
         self.info = [
@@ -170,13 +178,23 @@ class Proposer:
         ]
         return [dict(configs[i]) for i in chosen]
 
-    def _gate(self, pool: Pool, log_pf: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Candidates likely within budget (else the likeliest), subsampled to ``pool_size`` keeping
-        the must-keep rows."""
+    def _gate(self, pool: Pool, log_pf: np.ndarray, arch: list[tuple[Any, ...]], measured: set[tuple[Any, ...]]) -> tuple[np.ndarray, bool]:
+        """Candidates likely within budget (else the likeliest), and at least
+        :data:`MIN_FRESH_ARCHITECTURES` unmeasured architectures (the likeliest), subsampled to
+        ``pool_size`` keeping the must-keep rows."""
         ok = log_pf >= math.log(self.state.min_feasibility)
         gated = bool(ok.any())
         if not gated:
             ok = log_pf >= np.max(log_pf) - 0.05
+        fresh = np.array([a not in measured for a in arch], dtype=bool)
+        seen = {arch[i] for i in np.flatnonzero(ok & fresh)}
+        if len(seen) < MIN_FRESH_ARCHITECTURES and fresh.any():
+            for i in np.flatnonzero(fresh)[np.argsort(-log_pf[fresh], kind="stable")]:
+                if len(seen) >= MIN_FRESH_ARCHITECTURES:
+                    break
+                if arch[i] not in seen:
+                    seen.add(arch[i])
+                    ok[i] = True
         idx = np.flatnonzero(ok)
         if len(idx) > self.state.pool_size:
             must = np.isin(pool.rows[idx], np.fromiter(pool.must, dtype=int)) if pool.rows is not None and pool.must else np.zeros(len(idx), dtype=bool)
@@ -195,14 +213,22 @@ class Proposer:
         hw_pred: dict[str, tuple[np.ndarray, np.ndarray]],
         quality: dict[str, GaussianProcess],
         feasible: list[Observation],
+        arch: list[tuple[Any, ...]] | None = None,
     ) -> tuple[list[int], np.ndarray | None, bool]:
         t, st = self.targets, self.state
         needs_quality = any(not o.hardware for o in t.objectives) or bool(t.quality_constraints)
         flat = needs_quality and all(  # the trained networks do not differ yet: nothing to learn from
             len({round(o.values.get(m, np.nan), 12) for o in self.trained}) < 2 for m in quality
         )
-        startup = len(self.trained) + len(self.pending) < st.n_startup or (needs_quality and not quality) or flat
+        # start-up counts distinct architectures: the training params of one network teach nothing of the others
+        tried_archs = {config_tuple(o.params, self.hw_names) for o in self.trained + self.pending if o.params}
+        few_archs = len(tried_archs) < st.n_startup and len(self.trained) + len(self.pending) < 3 * st.n_startup
+        startup = few_archs or (needs_quality and not quality) or flat
         startup_ok = self._large_within_budget(hw_pred) if startup else None
+        if startup and arch is not None:  # start-up spreads over architectures not trained yet, when any is left
+            new = np.array([a not in tried_archs for a in arch], dtype=bool)
+            if new.any():
+                startup_ok = new if startup_ok is None else (startup_ok & new if (startup_ok & new).any() else new)
         d_min = np.full(len(configs), np.inf)
         seen = [o.params for o in self.trained] + [o.params for o in self.pending]
         if startup and seen:  # spread out: far from every trained and pending network (greedy maximin)

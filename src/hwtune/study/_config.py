@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -86,6 +86,9 @@ class StudyFile(_Strict):
     skip_threshold: float = Field(default=0.001, ge=0, lt=1, allow_inf_nan=False)
     cost_model_file: str | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    keep_models: Literal["best", "pareto", "all", "none"] = "pareto"
+    runtime: Literal["torch", "torchscript", "onnxruntime"] = "onnxruntime"  # hardware.DEFAULT_RUNTIME
+    artifacts: str | None = None
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -339,10 +342,19 @@ class ClassifierTrainer:
         record = getattr(ctx, "set_user_attr", None)
         if callable(record):
             record(TRAIN_SETTINGS_ATTR, res.settings)
+        keep = getattr(ctx, "keep_model", None)
+        if callable(keep):  # trained in place: the study keeps its weights (keep_models)
+            keep(model)
         return res.metrics()
 
 
 _DATA_CACHE: dict[Any, Any] = {}
+
+
+def _data_source(data: DataSpec) -> dict[str, Any]:
+    """The data section as stored with the study: a path made absolute, so that it is found from elsewhere."""
+    path = str(Path(data.path).expanduser().resolve()) if data.path else None
+    return {"name": data.name, "path": path, "options": dict(data.options)}
 
 
 def study_from_file(spec: StudyFile, storage: str | None = None, name: str | None = None) -> tuple[Study, FamilyBuilder, ClassifierTrainer]:
@@ -397,7 +409,11 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         cost_model=None if spec.cost_model == "none" else spec.cost_model,
         skip_threshold=spec.skip_threshold,
         cost_model_file=spec.cost_model_file,
-        description={"data": data.describe(), "family": family.name},
+        # data_source: what load_model / validation_inputs need to rebuild the network and its data later
+        description={"data": data.describe(), "family": family.name, "data_source": _data_source(spec.data)},
+        keep_models=spec.keep_models,
+        runtime=spec.runtime,
+        artifacts=spec.artifacts,
         # the cost model learns from what the family computes without training (parameter count,
         # multiply-accumulates, the width feeding the dense layer...), not from the raw params alone
         cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes) if family.cost_features else None,

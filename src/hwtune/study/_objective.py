@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import traceback
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import optuna
@@ -58,6 +58,7 @@ class TrialContext:
             ``optuna.TrialPruned`` when the study's pruner stops the trial.
         hardware: the measurements taken before training.
         set_user_attr: stores a JSON-serialisable value with the trial (e.g. the trainer's settings).
+        kept_model: the trained network handed over with :meth:`keep_model` (``None``: none).
     """
 
     seed: int
@@ -65,8 +66,15 @@ class TrialContext:
     report: Callable[[int, float], None]
     hardware: HardwareReport
     set_user_attr: Callable[[str, Any], None] | None = None
+    kept_model: Any = field(default=None, repr=False)
 
-
+    def keep_model(self, model: Any) -> None:
+        """Hand the trained ``torch.nn.Module`` over, so that the study can keep its weights
+        (``keep_models``). The built-in trainer does this; a ``train_and_evaluate`` of your own calls
+        it once training is done. A trial that hands none over records "no model kept"."""
+        if not callable(getattr(model, "state_dict", None)):
+            raise TypeError(f"keep_model takes the trained torch.nn.Module, got {type(model).__name__}")
+        self.kept_model = model
 
 
 def _stable_seed(seed: int, params: Mapping[str, Any]) -> int:
@@ -287,10 +295,18 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         except TrialFailure as e:
             raise fail("evaluate", e) from e
         trial.set_user_attr(METRICS_ATTR, metrics)
-        for c in study.constraints:
-            trial.set_constraint(str(c), c.violation(all_values[c.metric]))
-        trial.set_user_attr(STATUS_ATTR, "trained")
+        violations = [c.violation(all_values[c.metric]) for c in study.constraints]
+        for c, v in zip(study.constraints, violations):
+            trial.set_constraint(str(c), v)
         out = [float(all_values[o.metric]) for o in study.objectives]
+        keeper = getattr(study, "model_keeper", None)
+        if keeper is not None:  # the weights are stored before the trial is recorded trained
+            stage[0] = "keep"
+            try:
+                keeper.keep(study, trial, ctx.kept_model, tuple(out), all(v <= 0 for v in violations))
+            except Exception as e:
+                raise fail("keep", e) from e
+        trial.set_user_attr(STATUS_ATTR, "trained")
         return out[0] if len(out) == 1 else tuple(out)
 
     return run

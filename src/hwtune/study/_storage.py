@@ -211,6 +211,30 @@ def _sqlite_path(url: str) -> str | None:
     return str(Path(db).expanduser())
 
 
+@contextlib.contextmanager
+def budget_lock(url: str | None) -> Iterator[None]:
+    """Held while a process counts a study's trials and starts one, so that separate processes on one
+    host (``hwtune run`` started twice on one SQLite file) never overshoot ``n_trials``.
+
+    An advisory ``flock`` on ``<database>.lock`` beside an SQLite file; nothing elsewhere (a server
+    storage shared across hosts reserves through its own transactions: issue 16). The workers of one
+    ``optimize`` also share a multiprocessing lock (``Study.optimize``)."""
+    path = _sqlite_path(url) if url else None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        path = None
+    if path is None:
+        yield
+        return
+    with open(path + ".lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def storage_config_error(e: BaseException, url: str | None, field: str = "storage") -> ConfigError | None:
     """The :class:`ConfigError` a storage fault ``e`` means for a user (field, real cause, fix), or
     ``None`` when ``e`` is not a storage fault."""

@@ -22,32 +22,73 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from hwtune.exceptions import ConfigError, TrialFailure
-from hwtune.hardware import PROFILE_METRICS, CPUDevice, HardwareReport, Measurement, parse_device, profile
+from hwtune.hardware import (
+    DEFAULT_RUNTIME,
+    PROFILE_METRICS,
+    CPUDevice,
+    HardwareReport,
+    Measurement,
+    check_runtime,
+    parse_device,
+    profile_in_runtime,
+)
 from hwtune.search import make_sampler
-from hwtune.space import Constraint, Objective, SearchSpace, parse_constraints, parse_objectives
+from hwtune.space import (
+    Constraint,
+    Objective,
+    SearchSpace,
+    parse_constraints,
+    parse_objectives,
+)
 from hwtune.space._metrics import METRICS
-from hwtune.study._calibrate import apply_stored_calibration, calibrate_limits, record_calibration
-from hwtune.study._objective import BuildModel, Measure, TrainAndEvaluate, TrialContext, make_objective
+from hwtune.study._calibrate import (
+    apply_stored_calibration,
+    calibrate_limits,
+    record_calibration,
+)
+from hwtune.study._keep import ModelKeeper
+from hwtune.study._objective import (
+    BuildModel,
+    Measure,
+    TrainAndEvaluate,
+    TrialContext,
+    make_objective,
+)
 from hwtune.study._records import TrialRecord
+from hwtune.study._reference_speed import (
+    adopt_stored_reference,
+    machine_speed,
+    record_reference_speed,
+    with_reference_speed,
+)
 from hwtune.study._storage import (
     abandon_own_running_trials,
+    budget_lock,
     fail_dead_local_trials,
     open_storage,
     retry_creation_race,
     storage_errors_as_config_errors,
 )
 from hwtune.study._validate import check_study_args, check_workers
-from hwtune.vocabulary import BUDGET_STATUSES, CONFIG_ATTR, HARDWARE_ATTR, HWKEY_ATTR, PARAMS_ATTR, trial_status
+from hwtune.vocabulary import (
+    BUDGET_STATUSES,
+    CONFIG_ATTR,
+    HARDWARE_ATTR,
+    HWKEY_ATTR,
+    PARAMS_ATTR,
+    trial_status,
+)
 
-__all__ = ["Study", "TrialContext", "StudySummary"]
+__all__ = ["Study", "StudySummary", "TrialContext"]
 
 
 ALWAYS_MEASURED = ("latency_ms", "throughput_sps", "params", "size_mb")
@@ -74,6 +115,10 @@ class StudySummary:
     constraints: list[Constraint]
     records: list[TrialRecord] = field(repr=False, default_factory=list)
     space: SearchSpace | None = field(repr=False, default=None)
+    models: Any = field(repr=False, default=None)
+    """``ModelsSummary`` (``study._keep``): the kept models, where they are, why a trial has none."""
+    machine_speed: dict[str, Any] | None = field(repr=False, default=None)
+    """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +130,16 @@ class _DefaultMeter:
     rel_ci: float
     max_time_s: float
     metrics: tuple[str, ...]
+    reference_ms: float | None = None  # the study's stored reference speed (study._reference_speed)
+    runtime: str = "torch"  # where the network runs: exported to it first (hardware.profile_in_runtime)
 
     def __call__(self, model: Any, params: dict[str, Any]) -> HardwareReport:
         import torch
 
-        return profile(model, torch.zeros(self.shape), self.device, self.metrics, target_rel_ci=self.rel_ci, max_time_s=self.max_time_s)
+        return profile_in_runtime(
+            model, torch.zeros(self.shape), self.device, self.metrics, runtime=self.runtime, target_rel_ci=self.rel_ci,
+            max_time_s=self.max_time_s, reference_ms=self.reference_ms,
+        )
 
 
 class Study:
@@ -122,6 +172,16 @@ class Study:
         cost_features: ``params -> {feature: value}`` computed without training by the model family
             (parameter count, multiply-accumulates, the width feeding the dense layer...): the cost
             model's derived features. Must be picklable for several workers.
+        keep_models: whose trained weights are kept as Optuna artifacts: ``"best"``, ``"pareto"``
+            (the feasible front; the best one for a single objective), ``"all"`` trained trials, or
+            ``"none"``. ``train_and_evaluate`` hands the trained network over with
+            ``ctx.keep_model(model)`` (the built-in trainer does). See :mod:`hwtune.study._keep`.
+        artifacts: where the weights go: a folder, or an Optuna artifact store object; default a
+            folder beside a SQLite file (``hwtune.db.artifacts``), a temporary one for a study in
+            memory. A server storage needs it unless ``keep_models="none"`` (checked when the study is opened).
+        runtime: where the default meter runs each network: ``"onnxruntime"`` (default: what
+            ``hwtune export`` ships), ``"torchscript"``, or ``"torch"`` (eager). The untrained network is
+            exported to that runtime and measured there; sources say so (``measured:timer[onnxruntime]``).
 
     Bad arguments raise :class:`ConfigError` here, before anything is written.
     """
@@ -147,6 +207,9 @@ class Study:
         skip_threshold: float = 0.001,
         cost_model_file: str | None = None,
         cost_features: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
+        keep_models: str = "pareto",
+        artifacts: Any = None,
+        runtime: str = DEFAULT_RUNTIME,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("name", "the study needs a non-empty name.")
@@ -189,10 +252,14 @@ class Study:
         self.skip_threshold = skip_threshold
         self.cost_model_file = cost_model_file
         self.cost_features = cost_features
+        self.model_keeper = ModelKeeper(keep_models, artifacts, storage)
+        self.runtime = check_runtime(runtime, installed=False)  # installed: checked by default_measure()
+        self._build_model: BuildModel | None = None  # remembered by optimize(), for load_model_for
         self._optuna: optuna.Study | None = None
         self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
         self._costs: Any = None  # DeviceCostModels, built when the study is opened
         self.calibration: Any = None  # how relative limits ('latency_ms <= q40') were resolved (study._calibrate)
+        self._reference: dict[str, Any] | None = None  # the machine's speed, stored once (study._reference_speed)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -213,6 +280,8 @@ class Study:
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "seed": self.seed,
             "description": self.description,
+            "runtime": self.runtime,
+            **self.model_keeper.definition(),  # not compared on resume
         }
 
     @property
@@ -248,7 +317,9 @@ class Study:
             storage = self._optuna._storage  # in memory: reopening must not start an empty study
         else:
             storage = open_storage(self.storage_url)
+        self.model_keeper.check()  # a server storage without artifacts: refused before the study is written
         apply_stored_calibration(self, storage)  # a stored relative limit wins: one absolute number per study
+        adopt_stored_reference(self, storage)  # so does a stored reference speed
         definition = self.definition()
         self._costs = self._build_cost_models()
         try:
@@ -258,7 +329,8 @@ class Study:
         if existing is not None:
             stored = existing.user_attrs.get(CONFIG_ATTR)
             if stored is not None:
-                for key in ("space", "objectives", "constraints", "device", "inference_batch_size", "input_shape"):
+                stored = {"runtime": "torch", **stored}  # studies made before runtimes were measured in eager PyTorch
+                for key in ("space", "objectives", "constraints", "device", "inference_batch_size", "input_shape", "runtime"):
                     if json.dumps(stored.get(key), sort_keys=True) != json.dumps(definition[key], sort_keys=True):
                         raise ConfigError(
                             key,
@@ -280,6 +352,7 @@ class Study:
             for number, report in self._measure_cache.values():
                 self._costs.observe(trials[number].user_attrs.get(PARAMS_ATTR, {}), {k: m.to_dict() for k, m in report.measurements.items()})
         record_calibration(self, self._optuna)  # store it with the definition; its measurements feed the cost model
+        record_reference_speed(self, self._optuna)
         return self._optuna
 
     @property
@@ -333,14 +406,15 @@ class Study:
             )
         if self.input_shape is None:
             raise ConfigError("input_shape", "the default meter needs the shape of one input sample.", "pass input_shape=(C, H, W).")
+        check_runtime(self.runtime, self.device)  # its package is installed (before anything is written)
         # what the study needs, plus what one timing window gives for free and what is cheap to count
         metrics = tuple(m for m in PROFILE_METRICS if m in {*self._hardware_needed, *ALWAYS_MEASURED})
-        return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s, metrics)
+        return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s, metrics, runtime=self.runtime)
 
     def calibrate(self, build_model: BuildModel, measure: Measure | None = None) -> Any:
         """Resolve relative limits (``latency_ms <= q40``) now: the stored ones, else measured on random
         architectures (``study._calibrate``). Returns the ``Calibration`` (``describe()``), or None without any."""
-        return calibrate_limits(self, build_model, measure or self.default_measure())
+        return calibrate_limits(self, build_model, with_reference_speed(self, measure or self.default_measure()))
 
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
@@ -390,7 +464,8 @@ class Study:
         if timeout is not None and not (timeout > 0):
             raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
         check_workers(self.storage_url, n_workers)  # before anything is measured or written
-        measure = measure or self.default_measure()
+        self._build_model = build_model
+        measure = with_reference_speed(self, measure or self.default_measure())  # latencies at the stored speed
         self.calibrate(build_model, measure)  # relative limits -> absolute, before any trial (stored ones reused)
         if n_workers > 1:
             if self.storage_url is None:
@@ -432,6 +507,7 @@ class Study:
         reserve_lock: Any = None,
     ) -> None:
         study = self.open(worker)
+        self.model_keeper.tidy(self)  # weights left by a trial that never ended trained
         if self._budget_reached(n_trials, n_trained):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -445,7 +521,7 @@ class Study:
         def ask_within_budget(*args: Any, **kwargs: Any) -> optuna.Trial:
             # the budget is reserved before a trial starts (finished and running trials count), so
             # several workers never overshoot n_trials; the stop callback runs only after a trial
-            with reserve_lock if reserve_lock is not None else contextlib.nullcontext():
+            with reserve_lock if reserve_lock is not None else contextlib.nullcontext(), budget_lock(self.storage_url):
                 if n_trials is not None and self._reserved() >= n_trials:
                     raise _BudgetReached
                 return ask(*args, **kwargs)
@@ -458,7 +534,7 @@ class Study:
                     self._objective(build_model, train_and_evaluate, measure),
                     timeout=timeout,
                     catch=(TrialFailure,),
-                    callbacks=[stop_when_done, *callbacks],
+                    callbacks=[stop_when_done, lambda st, t: self.model_keeper.tidy(self), *callbacks],
                     gc_after_trial=False,
                 )
         except _BudgetReached:
@@ -494,7 +570,8 @@ class Study:
         counts: dict[str, int] = {}
         for r in recs:
             counts[r.status] = counts.get(r.status, 0) + 1
-        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space)
+        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
+                            models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference))
 
 
 def _worker_main(

@@ -1,0 +1,38 @@
+"""The proposal round keeps unmeasured architectures in play when the cost model's screen passes
+almost none of them (the default study once tuned one network's training params for 35 trials)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+
+from hwtune.search._proposer import MIN_FRESH_ARCHITECTURES, Proposer
+
+
+def _gate(log_pf: np.ndarray, arch: list[tuple], measured: set[tuple]) -> np.ndarray:
+    me = SimpleNamespace(state=SimpleNamespace(min_feasibility=1 / 3, pool_size=10_000))
+    pool = SimpleNamespace(rows=None, must=set())
+    idx, _ = Proposer._gate(me, pool, log_pf, arch, measured)  # type: ignore[arg-type]
+    return idx
+
+
+def test_the_screen_keeps_the_likeliest_unmeasured_architectures_when_it_passes_only_a_known_one() -> None:
+    # candidates 0-2: the one architecture measured within budget (three training settings, P = 1);
+    # 3-12: ten unmeasured architectures the young cost model gives P 0.05-0.30 (all below 1/3)
+    arch = [("A",)] * 3 + [(f"N{i}",) for i in range(10)]
+    p = np.array([1.0, 1.0, 1.0] + [0.05 + 0.025 * i for i in range(10)])
+    idx = _gate(np.log(p), arch, measured={("A",)})
+    fresh = [arch[i] for i in idx if arch[i] != ("A",)]
+    assert set(idx) >= {0, 1, 2}  # what passes the screen stays
+    assert len(set(fresh)) == MIN_FRESH_ARCHITECTURES
+    assert set(fresh) == {(f"N{i}",) for i in range(10 - MIN_FRESH_ARCHITECTURES, 10)}  # the likeliest ones
+
+
+def test_the_screen_adds_nothing_when_enough_unmeasured_architectures_pass() -> None:
+    arch = [("A",)] + [(f"N{i}",) for i in range(8)]
+    p = np.array([1.0] + [0.5] * 5 + [0.01] * 3)
+    idx = _gate(np.log(p), arch, measured={("A",)})
+    assert list(idx) == [0, 1, 2, 3, 4, 5]
+    assert math.isclose(float(np.exp(np.log(p))[idx].min()), 0.5)
