@@ -36,6 +36,7 @@ Results: ``benchmarks/results/deploy_adaptive.json`` (``--out``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -97,7 +98,7 @@ def build_bundle_with_study(folder: Path, args: argparse.Namespace) -> dict[str,
         data = {"name": "mnist", "path": str(DATA["mnist"]), "options": {"train_subset": args.train_subset}}
     else:
         data = {"name": "imagefolder", "path": str(DATA["cifar10"]), "options": {"max_per_class": args.train_subset // 10}}
-    choices = lambda key, default: sorted({int(p.get(key, default)) for p in ARCHS.values()})  # noqa: E731
+    choices = lambda key, default: sorted({int(p.get(key, default)) for p in ARCHS.values()})
     spec = {
         "name": f"deploy-adaptive-{args.data}",
         "storage": f"sqlite:///{folder / 'study.db'}",
@@ -177,7 +178,7 @@ def build_bundle(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
             torch_rep = profile(net, x, dev, ["latency_ms"], target_rel_ci=0.03, max_time_s=3.0)
         finally:
             os.sched_setaffinity(0, allowed)
-        lat = lambda m: {"value": m.value, "unit": "ms", "source": m.source, "ci_low": m.ci_low, "ci_high": m.ci_high}  # noqa: E731
+        lat = lambda m: {"value": m.value, "unit": "ms", "source": m.source, "ci_low": m.ci_low, "ci_high": m.ci_high}
         row = {
             "name": name, "trial": trial, "params": params, "error": res.error, "test_error": res.test_error,
             "onnx_ms": onnx_rep["latency_ms"].value, "file": path.name,
@@ -266,7 +267,14 @@ def calibrate(fixed: dict[int, Any], xs: np.ndarray, args: argparse.Namespace) -
 def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
-    from hwtune.deploy import AdaptiveModel, Hysteresis, Policy, StaticSensors, open_session, read_bundle
+    from hwtune.deploy import (
+        AdaptiveModel,
+        Hysteresis,
+        Policy,
+        StaticSensors,
+        open_session,
+        read_bundle,
+    )
 
     bundle = read_bundle(folder)
     data = load_data(args.data)
@@ -282,8 +290,8 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     logging.getLogger("hwtune.deploy").addHandler(_Keep())
     logging.getLogger("hwtune.deploy").setLevel(logging.INFO)
     fixed = {m.trial: open_session(m.path, 1) for m in bundle.models}
-    for t in fixed:
-        fixed[t].run(None, {"input": xs[: args.batch]})
+    for sess in fixed.values():
+        sess.run(None, {"input": xs[: args.batch]})
     load_calibration = os.getloadavg()
     cal = calibrate(fixed, xs, args)
     top = bundle.models[0].trial
@@ -339,7 +347,7 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
             comp.terminate()
             comp.wait()
     load_after = os.getloadavg()
-    changes = sum(1 for a, b in zip(phases, phases[1:]) if a[2] != b[2])
+    changes = sum(1 for a, b in itertools.pairwise(phases) if a[2] != b[2])
     minutes = total / 60.0
     table = {}
     for name, _ in methods:
@@ -347,7 +355,7 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
         ms = np.array([v[1] for v in r])
         busy = np.array([v[4] == "busy" for v in r])
         served = [v[2] for v in r]
-        sw = sum(1 for a, b in zip(served, served[1:]) if a != b)
+        sw = sum(1 for a, b in itertools.pairwise(served) if a != b)
         table[name] = {
             "requests": len(r),
             "within_sla": float(np.mean(ms <= sla_ms)),
@@ -436,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     bundle = read_bundle(args.bundle)
     if args.build_only:
         return
-    print(f"front: " + ", ".join(f"trial {m.trial} (error {m.error:.4f}, {m.latency.value:.3f} ms)" for m in bundle.models), flush=True)  # type: ignore[union-attr]
+    print("front: " + ", ".join(f"trial {m.trial} (error {m.error:.4f}, {m.latency.value:.3f} ms)" for m in bundle.models), flush=True)  # type: ignore[union-attr]
     res = serve(args.bundle, args)
     res.update({"command": "python " + " ".join([Path(sys.argv[0]).as_posix() if argv is None else "benchmarks/deploy_adaptive.py", *(sys.argv[1:] if argv is None else argv)]),
                 "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "core": args.core,

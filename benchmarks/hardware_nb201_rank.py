@@ -74,7 +74,7 @@ def measure(args: argparse.Namespace) -> None:
 
         ref = measure_reference_speed(parse_device(args.device, args.threads))
         args.reference_ms = ref["ms"]
-        print(f"reference speed: {ref['ms']:.4g} ms (p10 {ref['p10_ms']:.4g}, p90 {ref['p90_ms']:.4g}); latencies at it", flush=True)
+        print(f"reference speed: {ref['ms']:.4g} ms (median {ref['median_ms']:.4g}, p90 {ref['p90_ms']:.4g}); latencies at it", flush=True)
     for k in range(args.passes):
         args.tag = tag if k == 0 else f"{tag}_pass{k + 1}" if tag else f"pass{k + 1}"
         measure_pass(args)

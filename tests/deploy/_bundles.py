@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 INPUT = (1, 8, 8)
 TINY = (

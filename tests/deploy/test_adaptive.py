@@ -9,11 +9,13 @@ latency times a load factor the test sets, so "observed latency" is exact.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,7 +85,7 @@ def serve(model: AdaptiveModel, clock: Clock, n: int = 1, gap_s: float = 0.01) -
 def test_every_budget_change_picks_the_hand_computed_model(fake_dir: Path) -> None:
     sensors = StaticSensors(battery_percent=80.0, power_plugged=True, temperature_c=50.0, throttling=False)
     model, clock = make(fake_dir, sensors=sensors)
-    base = dict(hot_celsius=85.0)
+    base = {"hot_celsius": 85.0}
     # (change, expected trial, why by hand) - FRONT: 0 = (err .02, 3.0 ms, 9 mJ), 1 = (.05, 1.5, 4), 2 = (.10, 0.5, 1);
     # observed latency = stored, so the prediction is the stored latency; margin 0.1, no dwell
     script: list[tuple[dict[str, Any], dict[str, Any], int, str]] = [
@@ -170,7 +172,7 @@ def test_alternating_load_does_not_flap(fake_dir: Path) -> None:
 
     model, clock = make(fake_dir, Policy(latency_ms=3.4), load=alternating, hysteresis=Hysteresis())
     served = serve(model, clock, 1000)  # about 12 s
-    switches = sum(a != b for a, b in zip(served, served[1:]))
+    switches = sum(a != b for a, b in itertools.pairwise(served))
     # down from 0 once; trial 1 fits on paper (scaled by the median ratio 1.75 plus the wait) but its
     # own p99 does not: it is tried, left, and held 5 s, then 10 s...: a few switches, not hundreds
     assert switches <= 6, [h["kind"] + ":" + str(h["to"]) for h in model.state()["recent_switches"]]
@@ -179,7 +181,7 @@ def test_alternating_load_does_not_flap(fake_dir: Path) -> None:
     jumpy, clock2 = make(fake_dir, Policy(latency_ms=3.4), load=alternating, window=1, min_samples=1, max_age_s=1e-9,
                          hysteresis=Hysteresis(margin=0.0, dwell_requests=0, dwell_s=0.0, hold_s=0.0, miss_confidence=0.0))
     served2 = serve(jumpy, clock2, 1000, gap_s=0.0)  # only the latest request is fresh: no memory at all
-    assert sum(a != b for a, b in zip(served2, served2[1:])) > 200
+    assert sum(a != b for a, b in itertools.pairwise(served2)) > 200
 
 
 def test_battery_hovering_at_the_threshold_does_not_flap(fake_dir: Path) -> None:
@@ -195,7 +197,7 @@ def test_battery_hovering_at_the_threshold_does_not_flap(fake_dir: Path) -> None
     for i in range(40):
         sensors.set(battery_percent=19.5 if i % 2 else 20.5)
         served2 += serve(model2, clock2)
-    assert sum(a != b for a, b in zip(served2, served2[1:])) > 30  # without the band it flaps
+    assert sum(a != b for a, b in itertools.pairwise(served2)) > 30  # without the band it flaps
 
 
 def test_dwell_holds_moves_up_but_never_a_forced_move_down(fake_dir: Path) -> None:
@@ -214,6 +216,10 @@ def test_dwell_holds_moves_up_but_never_a_forced_move_down(fake_dir: Path) -> No
     assert len(ups) == 1 and 5.0 <= ups[0]["at"] - t_switch <= 5.0 + 0.16, (ups, t_switch)
 
 
+def _const(v: float) -> Callable[[], float]:
+    return lambda: v
+
+
 def _retries(fake_dir: Path, hold_s: float) -> list[float]:
     """Times of the moves back up to trial 0, which fits on paper (3.0 <= 0.9 x 3.4) but always runs
     1.5x slower than stored (4.5 ms) while the others run as stored: 20 s of requests, 0.01 s apart."""
@@ -222,7 +228,7 @@ def _retries(fake_dir: Path, hold_s: float) -> list[float]:
     model = AdaptiveModel.load(
         fake_dir, Policy(latency_ms=3.4), clock=clock, sensors=StaticSensors(), window=10, min_samples=1, max_age_s=0.2,
         hysteresis=Hysteresis(margin=0.1, dwell_requests=0, dwell_s=0.0, hold_s=hold_s, max_hold_s=8.0),
-        session_factory=lambda p: FakeSession(clock, {0: 3.0, 1: 1.5, 2: 0.5}[int(p.stem[-1])], lambda f=factor.get(p.name, 1.0): f),
+        session_factory=lambda p: FakeSession(clock, {0: 3.0, 1: 1.5, 2: 0.5}[int(p.stem[-1])], _const(factor.get(p.name, 1.0))),
     )
     start = clock.t
     while clock.t - start < 20.0:
@@ -237,7 +243,7 @@ def test_a_model_that_keeps_failing_is_held_out_longer_each_time(fake_dir: Path)
     gaps = [b - a for a, b in zip([0.0, *ups], ups)]
     for gap, hold in zip(gaps, (1.0, 2.0, 4.0, 8.0)):
         assert hold <= gap <= hold + 0.3, (gaps, ups)
-    *ups0, switches0 = _retries(fake_dir, hold_s=0.0)
+    *_, switches0 = _retries(fake_dir, hold_s=0.0)
     assert switches0 > 5 * switches  # without holds it is retried as soon as its evidence ages out
 
 

@@ -26,7 +26,7 @@ def test_this_machine_reports_every_sensor_present_or_missing_with_a_reason() ->
 
 def test_no_battery_and_no_temperatures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(psutil, "sensors_battery", lambda: None)
-    monkeypatch.setattr(psutil, "sensors_temperatures", lambda: {})
+    monkeypatch.setattr(psutil, "sensors_temperatures", dict)
     r = SystemSensors(sys_cpu=tmp_path).read()
     assert r["battery_percent"].value is None and "no battery" in r["battery_percent"].missing
     assert r["power_plugged"].value is None and r["power_plugged"].missing

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,7 @@ from rich.text import Text
 
 from hwtune.exceptions import ConfigError
 
-__all__ = ["deploy_app", "check_command"]
+__all__ = ["check_command", "deploy_app"]
 
 deploy_app = typer.Typer(
     help="Serve an exported Pareto bundle: check it and see which model the run-time selector picks.",
@@ -94,12 +94,12 @@ def _print(console: Console, model: Any, checks: list[Any], state: dict[str, Any
 
 def check_command(
     folder: Annotated[Path, typer.Argument(help="The bundle folder (manifest.json and the ONNX files), as written by `hwtune export --pareto`.")],
-    latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency SLA per request (ms) for the pick shown.")] = None,
+    latency_ms: Annotated[float | None, typer.Option("--latency-ms", help="Latency SLA per request (ms) for the pick shown.")] = None,
     percentile: Annotated[float, typer.Option("--percentile", help="Share of requests (%) that must meet the SLA.")] = 99.0,
-    energy_mj: Annotated[Optional[float], typer.Option("--energy-mj", help="Energy cap per inference (mJ).")] = None,
+    energy_mj: Annotated[float | None, typer.Option("--energy-mj", help="Energy cap per inference (mJ).")] = None,
     preference: Annotated[float, typer.Option("--preference", help="0 = most accurate model that fits, 1 = fastest.")] = 0.0,
-    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Request batch size for the pick (default: the manifest's first).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="ONNX Runtime threads (default: the manifest device's).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Request batch size for the pick (default: the manifest's first).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="ONNX Runtime threads (default: the manifest device's).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random input batches.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks and the selector's state as JSON.")] = False,
 ) -> None:

@@ -14,13 +14,26 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from hwtune.deploy._bundle import Bundle, BundleModel, read_bundle
 from hwtune.deploy._observed import LatencyTracker, Slowdown
-from hwtune.deploy._policy import Budget, Candidate, Decision, Hysteresis, Modes, Policy, allowed_misses, choose, make_budget, misfit, update_modes
+from hwtune.deploy._policy import (
+    Budget,
+    Candidate,
+    Decision,
+    Hysteresis,
+    Modes,
+    Policy,
+    allowed_misses,
+    choose,
+    make_budget,
+    misfit,
+    update_modes,
+)
 from hwtune.deploy._sensors import Reading, Sensors, SystemSensors
 from hwtune.exceptions import ConfigError
 
@@ -128,7 +141,7 @@ class AdaptiveModel:
         """The model that answered the latest ``predict``."""
 
     @classmethod
-    def load(cls, folder: str | Path, policy: Policy | None = None, **options: Any) -> "AdaptiveModel":
+    def load(cls, folder: str | Path, policy: Policy | None = None, **options: Any) -> AdaptiveModel:
         """Read the bundle in ``folder`` (``manifest.json`` and its ONNX files; sessions open lazily).
 
         Raises:

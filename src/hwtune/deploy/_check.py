@@ -10,8 +10,9 @@ shown; one that says it failed fails the check too.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from hwtune.deploy._bundle import Bundle, BundleModel
 from hwtune.exceptions import ConfigError

@@ -65,7 +65,7 @@ class Slowdown:
 def quantile(sorted_vals: list[float], q: float) -> float:
     """Linear interpolation between order statistics (NumPy's default), of a sorted list."""
     pos = (len(sorted_vals) - 1) * q
-    lo = int(math.floor(pos))
+    lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_vals) - 1)
     return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = ["SENSOR_NAMES", "Reading", "Sensors", "StaticSensors", "SystemSensors", "missing"]
 
@@ -72,7 +73,10 @@ class StaticSensors(Sensors):
         self.values: dict[str, Any] = dict(values)
 
     def set(self, **values: Any) -> None:
-        self.__init__(**{**self.values, **values})  # type: ignore[misc]
+        unknown = set(values) - set(SENSOR_NAMES)
+        if unknown:
+            raise ValueError(f"unknown sensor(s) {sorted(unknown)}; known: {', '.join(SENSOR_NAMES)}")
+        self.values.update(values)
 
     def read(self) -> dict[str, Reading]:
         units = {"battery_percent": "%", "temperature_c": "°C"}
@@ -191,7 +195,13 @@ class SystemSensors(Sensors):
         return Reading(events > 0, "", "sysfs:thermal_throttle", extra={"events_since_last_read": events})
 
     def _gpu(self) -> dict[str, Reading]:
-        from hwtune.hardware._nvml import DISTURBING_THROTTLE, NVMLUnavailable, decode_throttle_reasons, get_nvml, nvml_handle
+        from hwtune.hardware._nvml import (
+            DISTURBING_THROTTLE,
+            NVMLUnavailable,
+            decode_throttle_reasons,
+            get_nvml,
+            nvml_handle,
+        )
 
         try:
             nv = get_nvml()
