@@ -34,7 +34,7 @@ ROOT = "__root__"
 # -- the rules ---------------------------------------------------------------------------------------
 GROUND = frozenset({"vocabulary", "exceptions"})
 """Imported by every layer; they import nothing of hwtune."""
-_STUDY_AND_BELOW = frozenset({"study", "search", "costmodel", "hardware", "train", "space", "tabular"}) | GROUND
+_STUDY_AND_BELOW = frozenset({"study", "search", "costmodel", "hardware", "train", "compress", "space", "tabular"}) | GROUND
 LAYERS: dict[str, frozenset[str]] = {
     "exceptions": frozenset(),
     "vocabulary": frozenset(),
@@ -45,6 +45,9 @@ LAYERS: dict[str, frozenset[str]] = {
     "search": frozenset({"costmodel", "space", "tabular"}) | GROUND,
     "hardware": frozenset({"space"}) | GROUND,
     "train": frozenset({"hardware", "space", "tabular"}) | GROUND,
+    # compressions applied to a built network (untrained to measure, trained to deliver); fine-tuning
+    # and distillation reuse the trainer (DESIGN.md: study -> compress)
+    "compress": frozenset({"hardware", "space", "tabular", "train"}) | GROUND,
     "study": _STUDY_AND_BELOW - {"study"},
     "bench": _STUDY_AND_BELOW,
     "report": _STUDY_AND_BELOW,

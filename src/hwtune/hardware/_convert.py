@@ -9,6 +9,9 @@ The runtime is written the same way everywhere (study storage, reports, ``hwtune
 manifests): a value timed or measured outside eager PyTorch has its runtime in square brackets after
 its source (``measured:timer[onnxruntime]``, ``measured:serialized[torchscript]``) and in
 ``extra["runtime"]``; no suffix means eager PyTorch, as in every study before runtimes existed.
+A network quantized before it runs names its precision after the runtime
+(``measured:timer[onnxruntime-int8]``: ``hwtune.compress.profile_int8``); :data:`RUNTIMES` lists the
+float runtimes a study measures in.
 Counts of the network itself (``params``, ``flops``, and the traced tensors of ``peak_mem_mb`` on a
 CPU) describe the architecture, not a runtime: they are counted on the PyTorch network, unlabelled.
 """
@@ -295,7 +298,7 @@ def label_runtime(report: HardwareReport, runtime: str, metrics: Iterable[str] |
 
 
 def _runtime_versions(runtime: str) -> dict[str, str]:
-    if runtime != "onnxruntime":
+    if not runtime.startswith("onnxruntime"):  # onnxruntime, onnxruntime-int8
         return {}
     try:
         import onnxruntime
