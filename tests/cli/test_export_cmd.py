@@ -4,7 +4,6 @@ clear error of ``hwtune profile`` on an ONNX file with a fixed batch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ pytest.importorskip("onnxruntime")
 FAST_EXPORT = ["--target-ci", "0.5", "--max-time", "0.2"]
 FAST_PROFILE = ["--target-ci", "0.5", "--max-time", "0.3", "--retries", "0", "--threads", "1"]
 
-
-@pytest.fixture(autouse=True)
-def _torch_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -209,16 +209,6 @@ def select_trials(st: Study, trials: Any) -> tuple[list[int], set[int]]:
     return list(dict.fromkeys(int(n) for n in numbers)), front_numbers
 
 
-def _resolve_study(study: Any, storage: str | None) -> Study:
-    from hwtune.study import Study, stored_study
-
-    if isinstance(study, Study):
-        return study
-    if study is None or isinstance(study, str):
-        return stored_study(study, storage)
-    raise ConfigError("study", f"expected a hwtune Study or a study name, got {type(study).__name__}.", "pass the Study, or its name with storage='sqlite:///hwtune.db'.")
-
-
 def _storage_text(url: str | None) -> str:
     """The storage URL without a password."""
     if not url:
@@ -293,7 +283,9 @@ def export(
         check_runtime("onnxruntime", field="format")
     if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
         raise ConfigError("n_inputs", f"must be a positive number of inputs, got {n_inputs!r}.")
-    st = _resolve_study(study, storage)
+    from hwtune.study import as_study
+
+    st = as_study(study, storage)
     numbers, front = select_trials(st, trials)
     if st.input_shape is None:
         raise ConfigError("study", f"study {st.name!r} does not record its input shape.", "pass input_shape= when creating the study.")

@@ -1,9 +1,16 @@
 """The loop of one study, its storage and resume, and study files."""
 
-from hwtune.study._config import StudyFile, default_study_file, load_study_file, parse_study_file, study_from_file
+from hwtune.study._config import (
+    StudyFile,
+    default_study_file,
+    load_study_file,
+    parse_study_file,
+    study_from_file,
+)
 from hwtune.study._keep import KEEP_MODES, ModelRecord, ModelsSummary
 from hwtune.study._models import (
     KeptModel,
+    as_study,
     kept_models,
     load_model,
     load_model_for,
@@ -37,6 +44,7 @@ __all__ = [
     "kept_models",
     "load_model",
     "load_model_for",
+    "as_study",
     "stored_study",
     "validation_data",
     "validation_inputs",

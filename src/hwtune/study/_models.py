@@ -25,7 +25,7 @@ from hwtune.vocabulary import StoredTrial, read_trial
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["KeptModel", "kept_models", "load_model", "load_model_for", "validation_data", "validation_inputs", "validation_labels"]
+__all__ = ["KeptModel", "as_study", "kept_models", "load_model", "load_model_for", "validation_data", "validation_inputs", "validation_labels"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class KeptModel:
     stored: StoredTrial
 
 
-def _as_study(study: Any, storage: str | None) -> Study:
+def as_study(study: Any, storage: str | None = None) -> Study:
+    """A :class:`Study` as given, or the stored study of that name (``None``: the only one) in ``storage``."""
     if isinstance(study, Study):
         return study
     if study is None or isinstance(study, str):
@@ -58,7 +59,7 @@ def _records(study: Study) -> dict[int, ModelRecord]:
 
 def kept_models(study: Study | str | None, *, storage: str | None = None) -> list[KeptModel]:
     """Every trial of ``study`` (a :class:`Study`, or the name of a stored one) whose weights are kept, by number."""
-    st = _as_study(study, storage)
+    st = as_study(study, storage)
     trials = st.optuna_study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
     return [KeptModel(n, r, read_trial(by_number[n])) for n, r in sorted(_records(st).items()) if r.kept and n in by_number]
@@ -143,7 +144,7 @@ def load_model(study: Study | str | None, trial: int | None = None, *, storage: 
         ConfigError: naming ``trial`` when it has no kept model (the message lists the trials that
             have one), ``study`` / ``storage`` when the study or storage does not exist.
     """
-    st = _as_study(study, storage)
+    st = as_study(study, storage)
     if trial is None:
         best = _best_of(st, st.best_feasible())
         if best is None:
@@ -167,7 +168,7 @@ def validation_data(study: Study | str | None, n: int | None = None, *, storage:
     from hwtune.study._config import _DATA_CACHE, DataSpec
     from hwtune.train import load_dataset
 
-    st = _as_study(study, storage)
+    st = as_study(study, storage)
     desc = st.description or {}
     src = desc.get("data_source")
     if not isinstance(src, dict):
