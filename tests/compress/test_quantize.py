@@ -110,3 +110,13 @@ def test_calibration_batches_draw_real_inputs_seeded(digits: Any) -> None:
     with pytest.raises(ConfigError) as e:
         calibration_batches(digits.x_train[:0])
     assert e.value.field == "quantize"
+
+
+def test_an_int8_file_is_recognised_by_its_graph(int8_path: Path, tmp_path: Path, trained_cnn: Any, digits: Any) -> None:
+    # `hwtune profile` and `hwtune export` label a file by what it holds, not only by its suffix
+    from hwtune.hardware import export_onnx, runtime_of_file
+
+    fp32 = export_onnx(trained_cnn, torch.as_tensor(digits.x_train[:2]), tmp_path / "fp32.onnx")
+    assert runtime_of_file(int8_path) == "onnxruntime-int8"
+    assert runtime_of_file(fp32) == "onnxruntime"
+    assert runtime_of_file(tmp_path / "m.pt") == "torchscript"

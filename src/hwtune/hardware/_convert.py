@@ -266,9 +266,23 @@ def export_for_runtime(model: Any, example_input: Any, folder: str | os.PathLike
     raise ConfigError("runtime", f"no export for runtime {runtime!r}.", "use torchscript or onnxruntime (torch needs no export).")
 
 
+_INT8_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger"})
+"""ONNX operators that mark a quantized (int8) graph."""
+
+
 def runtime_of_file(path: str | os.PathLike[str]) -> str:
-    """``onnxruntime`` for a ``.onnx`` file, else ``torchscript`` (what :func:`load_model` runs it with)."""
-    return "onnxruntime" if Path(path).suffix.lower() == ".onnx" else "torchscript"
+    """``onnxruntime`` for a ``.onnx`` file (``onnxruntime-int8`` when its graph holds quantize or
+    integer operators, as ``compress.quantize_int8`` writes), else ``torchscript`` (what
+    :func:`load_model` runs it with). Without the ``onnx`` package the graph is not read."""
+    if Path(path).suffix.lower() != ".onnx":
+        return "torchscript"
+    try:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - no onnx package, or a file ONNX Runtime will report on itself
+        return "onnxruntime"
+    return "onnxruntime-int8" if any(n.op_type in _INT8_OPS for n in graph.node) else "onnxruntime"
 
 
 def runtime_source(source: str, runtime: str) -> str:
