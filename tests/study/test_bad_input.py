@@ -20,6 +20,7 @@ from hwtune.exceptions import ConfigError, TrialFailure
 from hwtune.study import Study
 from hwtune.study._validate import check_metrics
 from tests.study import _doubles as d
+from tests.study._specs import DELETE, changed
 
 GOOD: dict[str, Any] = {
     "name": "bad-input",
@@ -48,20 +49,10 @@ def _tree_hash(root: Path) -> dict[str, str]:
 
 
 def _spec(**changes: Any) -> dict[str, Any]:
-    spec = yaml.safe_load(yaml.safe_dump(GOOD))
-    for path, value in changes.items():
-        node = spec
-        keys = path.split("__")
-        for k in keys[:-1]:
-            node = node[k]
-        if value is _DELETE:
-            del node[keys[-1]]
-        else:
-            node[keys[-1]] = value
-    return spec
+    return changed(GOOD, changes, sep="__")
 
 
-_DELETE = object()
+_DELETE = DELETE
 
 
 def _yaml(spec: dict[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ import yaml
 
 from hwtune.exceptions import ConfigError
 from hwtune.study import default_study_file, load_study_file, study_from_file
+from tests.study._specs import DELETE, changed
 
 GOOD = {
     "name": "cfg",
@@ -62,19 +63,10 @@ def test_good_file_runs_and_records_everything(tmp_path):
 
 
 def _mutate(path: str, value):
-    spec = yaml.safe_load(yaml.safe_dump(GOOD))
-    node = spec
-    keys = path.split(".")
-    for k in keys[:-1]:
-        node = node[k]
-    if value is _DELETE:
-        del node[keys[-1]]
-    else:
-        node[keys[-1]] = value
-    return spec
+    return changed(GOOD, {path: value})
 
 
-_DELETE = object()
+_DELETE = DELETE
 
 BAD = [
     ("unknown key", "optimiser", "tpe", "optimiser", "unknown key"),
