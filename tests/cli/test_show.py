@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from hwtune.cli import app
 from hwtune.vocabulary import MODEL_ATTR
+from tests._tiny_digits import tiny_digits_spec
 
 
 def _listing(folder: Path) -> dict[str, str]:
@@ -24,22 +25,8 @@ def _listing(folder: Path) -> dict[str, str]:
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real study of two trained trials on the digits (hwtune run), its models kept beside the file."""
     tmp = tmp_path_factory.mktemp("show")
-    spec = {
-        "name": "shown",
-        "storage": f"sqlite:///{tmp / 'show.db'}",
-        "data": {"name": "digits"},
-        "model": {"family": "cnn"},
-        "space": {"conv_layers": 1, "filters_0": {"type": "int", "low": 4, "high": 8}, "kernel_0": 3, "dense_units": 16,
-                  "lr": {"type": "float", "low": 0.02, "high": 0.2, "log": True}, "batch_size": 64, "epochs": 1},
-        "constraints": ["latency_ms <= 1000"],
-        "device": "cpu:1",
-        "sampler": "random",
-        "cost_model": "none",
-        "latency": {"max_time_s": 0.2},
-        "budget": {"trials": 2},
-        "keep_models": "all",
-        "trainer": {"amp": False, "channels_last": False},
-    }
+    spec = tiny_digits_spec(tmp / "show.db", "shown", filters_high=8, constraints=["latency_ms <= 1000"], keep_models="all",
+                            trainer={"amp": False, "channels_last": False})
     path = tmp / "show.yaml"
     path.write_text(yaml.safe_dump(spec))
     r = CliRunner().invoke(app, ["run", str(path), "-q"])

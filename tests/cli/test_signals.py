@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from hwtune.vocabulary import BUDGET_STATUSES, trial_status
+from tests._tiny_digits import tiny_digits_spec
 
 REPO = Path(__file__).resolve().parents[2]
 State = optuna.trial.TrialState
@@ -23,19 +24,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 def _study_file(tmp_path: Path, epochs: int = 10) -> tuple[Path, str]:
     db = tmp_path / "sig.db"
-    spec = {
-        "name": "sig",
-        "storage": f"sqlite:///{db}",
-        "data": {"name": "digits"},
-        "model": {"family": "cnn"},
-        "space": {"conv_layers": 1, "filters_0": {"type": "int", "low": 4, "high": 16}, "kernel_0": 3, "dense_units": 16,
-                  "lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}, "batch_size": 32, "epochs": epochs},
-        "device": "cpu:1",
-        "sampler": "random",
-        "cost_model": "none",
-        "latency": {"max_time_s": 0.2},
-        "budget": {"trials": 3},
-    }
+    spec = tiny_digits_spec(db, "sig", epochs=epochs, trials=3, filters_high=16, lr=(0.01, 0.1), batch_size=32)
+    del spec["trainer"]  # the trainer's defaults, as a user's file has them
     path = tmp_path / "sig.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path, f"sqlite:///{db}"

@@ -34,6 +34,7 @@ from hwtune.study import (
 from hwtune.study._keep import ModelKeeper, read_weights
 from hwtune.train import evaluate_error
 from hwtune.vocabulary import MODEL_ATTR, MODEL_REMOVED_PREFIX, trial_status
+from tests._tiny_digits import tiny_digits_spec
 
 REPO = Path(__file__).resolve().parents[2]
 State = optuna.trial.TrialState
@@ -41,22 +42,7 @@ State = optuna.trial.TrialState
 
 # -- a tiny real study on the digits -----------------------------------------------------------------
 def _spec(tmp: Path, *, keep: str = "all", epochs: int = 1, trials: int = 2, name: str = "digits-keep", **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "storage": f"sqlite:///{tmp / 'keep.db'}",
-        "data": {"name": "digits"},
-        "model": {"family": "cnn"},
-        "space": {"conv_layers": 1, "filters_0": {"type": "int", "low": 4, "high": 12}, "kernel_0": 3, "dense_units": 16,
-                  "lr": {"type": "float", "low": 0.02, "high": 0.2, "log": True}, "batch_size": 64, "epochs": epochs},
-        "device": "cpu:1",
-        "sampler": "random",
-        "cost_model": "none",
-        "latency": {"max_time_s": 0.2},
-        "budget": {"trials": trials},
-        "keep_models": keep,
-        "trainer": {"amp": False, "channels_last": False, "compile": False},
-        **extra,
-    }
+    return tiny_digits_spec(tmp / "keep.db", name, epochs=epochs, trials=trials, keep_models=keep, **extra)
 
 
 @pytest.fixture(scope="module")
