@@ -77,7 +77,6 @@ from hwtune.hardware._reference import (
     REFERENCE_NAME,
     measure_reference_speed,
     reference_call,
-    reference_history,
 )
 from hwtune.hardware._windows import (
     WindowedResult,
@@ -132,7 +131,6 @@ __all__ = [
     "WindowedResult",
     "REFERENCE_NAME",
     "reference_call",
-    "reference_history",
     "measure_reference_speed",
     # decisions near a bound
     "straddles",

@@ -59,7 +59,7 @@ from hwtune.hardware._nvml import (
     has_power_reading,
 )
 from hwtune.hardware._rapl import RaplEnergyMeter, rapl_zones
-from hwtune.hardware._reference import REFERENCE_NAME, record_reference, reference_call
+from hwtune.hardware._reference import REFERENCE_NAME, reference_call
 from hwtune.hardware._runner import (
     ModelRunner,
     as_runner,
@@ -127,11 +127,11 @@ def energy_meter_for(device: Any, *, estimate: bool = True, cpu_tdp_w: float | N
     return lambda: UnavailableEnergyMeter(reason)
 
 
-def state_meter_for(device: Any, busy_threshold: float = 0.25) -> Callable[[], Meter] | None:
+def state_meter_for(device: Any) -> Callable[[], Meter] | None:
     """A factory of the device-state meter wrapped around each short window, or ``None`` where the
     state cannot be read: :class:`CPUStateMeter` on a CPU (runnable tasks, other processes on our
     cores, steal time, frequency), NVML's state meter on a GPU (utilisation, throttle reasons).
-    ``busy_threshold`` is kept for callers of the older :class:`CPUStateMeter`."""
+    """
     if device.kind == "cpu":
         threads = device.resolved_threads()
         return lambda: CPUStateMeter(threads)
@@ -327,8 +327,6 @@ def _profile_batch(
     wall_s = time.perf_counter() - t0
     cpu_s = process_cpu_seconds() - cpu0
     measured_at = time.time()
-    if res.ref_ms is not None:
-        record_reference(device.to_spec(), res.ref_ms, measured_at)
     notes: list[str] = []
     if not res.converged:
         cap = (f"time cap {max_time_s:g} s or {res.windows} windows reached before the CI reached ±{target_rel_ci:.0%} "
@@ -473,7 +471,6 @@ def profile(
     batch_sizes: Sequence[int] | None = None,
     idle_baseline: bool | float = False,
     max_retries: int = 1,
-    busy_threshold: float = 0.25,
     estimate_energy: bool = True,
     cpu_tdp_w: float | None = None,
     min_energy_window_s: float | None = None,
@@ -504,8 +501,6 @@ def profile(
             subtract it, saying so; a number: subtract that many watts. Never from an estimate.
         max_retries: flagged windows (device busy or throttling) are repeated up to
             ``windows x max_retries`` times in all; beyond that they are kept and widen the interval.
-        busy_threshold: share of our CPUs that other processes may keep busy before a CPU window
-            counts as disturbed.
         estimate_energy: where no sensor exists, give a labelled ``estimated:tdp`` value
             (``False``: leave power and energy unavailable, with the reason).
         cpu_tdp_w: TDP for the CPU estimate (default ``HWTUNE_CPU_TDP_W`` or 85 W).
@@ -545,7 +540,7 @@ def profile(
             if dynamic:
                 want_energy = "power_w" in dynamic or "energy_mj" in dynamic
                 energy_factory = energy_meter_for(device, estimate=estimate_energy, cpu_tdp_w=cpu_tdp_w) if want_energy else None
-                state_factory = state_meter_for(device, busy_threshold)
+                state_factory = state_meter_for(device)
                 if state_factory is None:
                     warnings.append("device state (utilisation, clocks, throttling) could not be read: disturbances go unnoticed")
                 baseline: tuple[float | None, str] | None = None

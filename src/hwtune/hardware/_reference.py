@@ -21,16 +21,13 @@ from hwtune.hardware._latency import time_call
 __all__ = [
     "REFERENCE_NAME",
     "measure_reference_speed",
-    "record_reference",
     "reference_call",
-    "reference_history",
 ]
 
 REFERENCE_NAME = "hwtune-ref-3conv16@1x3x32x32"
 """The reference network's name in every measurement's ``extra`` (change it whenever the network changes)."""
 
 _REFERENCES: dict[str, tuple[Any, Any]] = {}
-_HISTORY: dict[str, list[tuple[float, float]]] = {}
 
 
 def _build_reference() -> Any:
@@ -73,16 +70,6 @@ def reference_call(device: Any) -> Callable[[], object]:
     return run
 
 
-def record_reference(device_spec: str, ref_ms: float, when: float | None = None) -> None:
-    """Keep the reference's median of one measurement in this process's history (wall time, ms)."""
-    _HISTORY.setdefault(device_spec, []).append((time.time() if when is None else when, float(ref_ms)))
-
-
-def reference_history(device_spec: str) -> list[tuple[float, float]]:
-    """``(unix time, reference ms)`` of every measurement in this process on ``device_spec``."""
-    return list(_HISTORY.get(device_spec, []))
-
-
 def measure_reference_speed(device: Any, seconds: float = 1.0, windows: int = 20) -> dict[str, Any]:
     """The reference network's latency on ``device`` at the machine's quick speed: the 10th
     percentile of ``windows`` window medians over about ``seconds`` (after a warm-up).
@@ -110,7 +97,6 @@ def measure_reference_speed(device: Any, seconds: float = 1.0, windows: int = 20
             meds.append(float(np.median(xs)))
     m = np.asarray(meds)
     when = time.time()
-    record_reference(device.to_spec(), float(np.percentile(m, 10)), when)
     return {
         "reference": REFERENCE_NAME,
         "ms": float(np.percentile(m, 10)),
