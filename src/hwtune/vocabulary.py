@@ -33,6 +33,8 @@ __all__ = [
     "CONFIG_ATTR",
     "PROPOSAL_ATTR",
     "MODEL_ATTR",
+    "COMPRESSION_ATTR",
+    "FINAL_HARDWARE_ATTR",
     "MODEL_REMOVED_PREFIX",
     "Status",
     "STATUSES",
@@ -78,6 +80,12 @@ MODEL_ATTR = "hwtune:model"
 """The trained weights kept for a trained trial (``keep_models``): ``{kept: true, artifact_id, format,
 bytes, sha256, filename, folder}`` (an Optuna artifact), or ``{kept: false, reason}``. Written inside
 the trial, before its status becomes ``trained``."""
+COMPRESSION_ATTR = "hwtune:compression"
+"""What compressing the trained network did (issue 14): ``{plan, teacher, sparsity, compressed_size_mb,
+finetune, error_before, test_error_before}``; the errors in ``hwtune:metrics`` are the compressed network's."""
+FINAL_HARDWARE_ATTR = "hwtune:final_hardware"
+"""The compressed trained network measured again after training, as ``hwtune:hardware`` (metric ->
+measurement), or ``{"unavailable": reason}``: the check that measuring before training told the truth."""
 
 # -- study and system attributes ---------------------------------------------------------------------
 CONFIG_ATTR = "hwtune:config"
@@ -146,6 +154,7 @@ class StoredTrial:
         status: hwtune's status (:func:`trial_status`).
         params: every param (fixed ones included); for a running or queued trial, its proposal.
         hardware: metric -> stored measurement dict (``measured:*`` or ``counted``...).
+        final_hardware: for a compressed trained network, its measurement after training (same layout).
         predicted: metric -> stored prediction dict (``predicted:<model>``).
         metrics: training results, with error/accuracy completed for trained trials.
         values: Optuna's objective values (``None`` unless complete).
@@ -159,6 +168,7 @@ class StoredTrial:
     status: Status
     params: dict[str, Any]
     hardware: dict[str, dict[str, Any]] = field(default_factory=dict)
+    final_hardware: dict[str, dict[str, Any]] = field(default_factory=dict)
     predicted: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     values: tuple[float, ...] | None = None
@@ -218,6 +228,7 @@ def read_trial(t: Any) -> StoredTrial:
         status=status,
         params=dict(params),
         hardware=dict(ua.get(HARDWARE_ATTR) or {}),
+        final_hardware={k: v for k, v in dict(ua.get(FINAL_HARDWARE_ATTR) or {}).items() if isinstance(v, Mapping)},
         predicted=dict(ua.get(PREDICTED_ATTR) or {}),
         metrics=metrics,
         values=tuple(t.values) if t.values is not None else None,

@@ -21,6 +21,23 @@ from hwtune.compress._magnitude import (
     prune_to_sparsity,
     sparsity_report,
 )
+from hwtune.compress._pipeline import (
+    compress_trained,
+    evaluate_compressed,
+    int8_onnx,
+    measure_int8,
+    random_calibration,
+    shape_untrained,
+)
+from hwtune.compress._plan import (
+    COMPRESSION_PARAMS,
+    QUANTIZE_CHOICES,
+    CompressionPlan,
+    check_compression_space,
+    check_compression_values,
+    compression_plan,
+    compression_roles,
+)
 from hwtune.compress._quantize import (
     INT8_RUNTIME,
     calibration_batches,
@@ -35,3 +52,5 @@ __all__ += ["INT8_RUNTIME", "calibration_batches", "int8_kernels", "profile_int8
 __all__ += ["DistillResult", "check_distill_params", "distill", "distillation_loss"]  # distillation (part 4)
 __all__ += ["IMPORTANCES", "prunable_layers", "prune_channels"]  # structured channel pruning (part 1)
 __all__ += ["SCOPES", "LayerSparsity", "SparsityReport", "compressed_size_mb", "make_permanent", "prune_by_alpha", "prune_to_sparsity", "sparsity_report"]  # magnitude pruning (part 2)
+__all__ += ["COMPRESSION_PARAMS", "QUANTIZE_CHOICES", "CompressionPlan", "check_compression_space", "check_compression_values", "compression_plan", "compression_roles"]  # the params of a trial (part 5)
+__all__ += ["compress_trained", "evaluate_compressed", "int8_onnx", "measure_int8", "random_calibration", "shape_untrained"]  # in the loop (part 5)

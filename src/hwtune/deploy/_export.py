@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hwtune.deploy._int8 import export_int8, is_int8_trial, verify_int8
 from hwtune.deploy._manifest import (
     FORMAT_VERSION,
     created_now,
@@ -244,6 +245,7 @@ def export(
     latency_max_time_s: float = 3.0,
     exporter: str = "auto",
     build_model: Any = None,
+    calibration: Any = None,
 ) -> dict[str, Any]:
     """Export trained networks of ``study`` to ``out`` with verification and re-measurement.
 
@@ -261,6 +263,8 @@ def export(
         latency_rel_ci, latency_max_time_s: the re-measurement's precision target and time cap.
         exporter: the ONNX exporter (:func:`hwtune.hardware.export_onnx`).
         build_model: ``params -> nn.Module`` of a study made through the API.
+        calibration: training inputs (N, C, H, W) for a trial quantized to int8 of a study made
+            through the API (a study file's are read from its data section).
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
@@ -310,7 +314,13 @@ def export(
         stored = read_trial(by_number[n])
         model = load_model_for(st, n, build_model=build_model) if build_model is not None else load_model(st, n)
         t0 = time.perf_counter()
-        path = export_file(model, torch.from_numpy(x[:1]), folder, n, fmt, exporter=exporter)
+        int8 = is_int8_trial(stored.params)
+        if int8 and fmt != "onnx":
+            raise ConfigError("format", f"trial {n} is quantized to int8, which runs in ONNX Runtime.", "export it with format onnx (--format onnx).")
+        if int8:  # the int8 model the study evaluated: the kept weights with the same calibration batches
+            path = export_int8(model, torch.from_numpy(x[:1]), folder, n, st, calibration)
+        else:
+            path = export_file(model, torch.from_numpy(x[:1]), folder, n, fmt, exporter=exporter)
         export_s = time.perf_counter() - t0
         entry: dict[str, Any] = {
             "trial": n,
@@ -319,8 +329,10 @@ def export(
             "params": dict(stored.params),
             "pareto": n in front,
             "metrics": _metrics(stored),
-            "verification": verify_export(model, path, fmt, x, labels),
+            "verification": verify_int8(model, path, st, stored, x, labels) if int8 else verify_export(model, path, fmt, x, labels),
         }
+        if stored.final_hardware:  # a compressed network: its measurement after training too
+            entry["final_hardware"] = {k: d for k, d in stored.final_hardware.items()}
         exported: dict[str, Any] = {"runtime": runtime, "bytes": path.stat().st_size, "sha256": _sha256(path), "export_s": round(export_s, 4)}
         desc = by_number[n].user_attrs.get(DEVICE_ATTR)
         if isinstance(desc, dict) and not device_desc:

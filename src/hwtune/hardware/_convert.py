@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -359,6 +359,8 @@ def profile_in_runtime(
     metrics: Iterable[str] | None = None,
     *,
     runtime: str = "torch",
+    export: Callable[[Any, Any, str], Path] | None = None,
+    runtime_label: str | None = None,
     **profile_kwargs: Any,
 ) -> HardwareReport:
     """:func:`profile` of the PyTorch network ``model`` as it runs in ``runtime``.
@@ -374,6 +376,10 @@ def profile_in_runtime(
         model: an untrained (or trained) ``torch.nn.Module``.
         example_input, device, metrics, profile_kwargs: as :func:`profile`.
         runtime: one of :data:`RUNTIMES`.
+        export: ``export(model, example_input, folder) -> file`` writing the file to measure instead
+            of the plain export (e.g. an int8 quantization; a file ``runtime`` loads).
+        runtime_label: the label of the measured file's values (default: ``runtime``), e.g.
+            ``onnxruntime-int8``.
 
     Raises:
         ConfigError: unknown runtime, or its package is not installed.
@@ -395,9 +401,9 @@ def profile_in_runtime(
     if in_runtime:
         with tempfile.TemporaryDirectory(prefix="hwtune-runtime-") as tmp:
             t0 = time.perf_counter()
-            path = export_for_runtime(model, example_input, tmp, runtime)
+            path = export(model, example_input, tmp) if export is not None else export_for_runtime(model, example_input, tmp, runtime)
             export_s = time.perf_counter() - t0
-            rt = label_runtime(profile(load_model(path), example_input, device, in_runtime, **profile_kwargs), runtime)
+            rt = label_runtime(profile(load_model(path), example_input, device, in_runtime, **profile_kwargs), runtime_label or runtime)
     net = profile(model, example_input, device, counted, **profile_kwargs) if counted else None
     return _merge(wanted, rt, net, export_s)
 

@@ -103,6 +103,7 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
         _print_record(rec, summary, console, title="Best feasible network" if len(summary.best) == 1 else f"Pareto-optimal network {i + 1}")
     _print_models(summary, console)
     _print_machine_speed(summary, console)
+    _print_compression_check(summary, console)
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
@@ -128,6 +129,19 @@ def _print_models(summary: "StudySummary", console: Console) -> None:
     target = "study" if summary.storage == "in-memory" else f"{summary.name!r}"
     storage = "" if summary.storage == "in-memory" else f", storage={summary.storage!r}"
     console.print(Text(f"Load one with hwtune.load_model({target}, trial={kept[0].trial}{storage})"), soft_wrap=True, highlight=False)
+
+
+def _print_compression_check(summary: "StudySummary", console: Console) -> None:
+    """Compressed networks: what was measured before training against the trained network measured again."""
+    check = getattr(summary, "compression_check", None) or {}
+    parts = []
+    for m, c in check.items():
+        rho = f"Spearman {c['spearman']:.2f}, " if c.get("spearman") is not None else ""
+        inside = f", {c['inside_interval']:.0%} inside the first measurement's interval" if c.get("inside_interval") is not None else ""
+        parts.append(f"{m}: {c['n']} networks, {rho}median {c['median_rel_diff']:+.1%} (worst {c['max_abs_rel_diff']:.1%}, trial {c['worst_trial']}){inside}")
+    if parts:
+        console.print(Text("Compressed networks, measured before training vs the trained network measured again: " + "; ".join(parts) + "."),
+                      soft_wrap=True, highlight=False)
 
 
 def _print_machine_speed(summary: "StudySummary", console: Console) -> None:

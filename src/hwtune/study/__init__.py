@@ -1,5 +1,6 @@
 """The loop of one study, its storage and resume, and study files."""
 
+from hwtune.study._compression_check import compression_agreement
 from hwtune.study._config import (
     StudyFile,
     default_study_file,
@@ -14,6 +15,7 @@ from hwtune.study._models import (
     kept_models,
     load_model,
     load_model_for,
+    training_inputs,
     validation_data,
     validation_inputs,
     validation_labels,
@@ -24,6 +26,7 @@ from hwtune.study._stored import stored_study
 from hwtune.study._study import Study, StudySummary, TrialContext
 
 __all__ = [
+    "compression_agreement",
     "Study",
     "StudySummary",
     "TrialContext",
@@ -46,6 +49,7 @@ __all__ = [
     "load_model_for",
     "as_study",
     "stored_study",
+    "training_inputs",
     "validation_data",
     "validation_inputs",
     "validation_labels",

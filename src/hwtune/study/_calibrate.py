@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hwtune.study._measured_network import measured_network
 from hwtune.exceptions import ConfigError
 from hwtune.vocabulary import CONFIG_ATTR
 
@@ -306,7 +307,7 @@ def measure_calibration(
     device_info: dict[str, Any] = {}
     for params in _draw_architectures(study.space, n, rng):
         try:
-            report = measure(build_model(params), params)
+            report = measure(measured_network(study, build_model(params), params)[0], params)
             values = {k: float(v) for k, v in report.values().items() if isinstance(v, (int, float)) and math.isfinite(v)}
         except Exception as e:  # noqa: BLE001 - one architecture that fails to build or measure is left out
             failures.append(f"{study.space.hardware_key(params)}: {type(e).__name__}: {str(e).strip()[:200]}")

@@ -23,7 +23,7 @@ from hwtune.study._validate import (
     check_cost_model_file,
     check_objectives_and_constraints,
 )
-from hwtune.vocabulary import TRAIN_SETTINGS_ATTR
+from hwtune.vocabulary import COMPRESSION_ATTR, TRAIN_SETTINGS_ATTR
 
 __all__ = ["ClassifierTrainer", "FamilyBuilder", "StudyFile", "default_study_file", "load_study_file", "study_from_file"]
 
@@ -342,10 +342,31 @@ class ClassifierTrainer:
         record = getattr(ctx, "set_user_attr", None)
         if callable(record):
             record(TRAIN_SETTINGS_ATTR, res.settings)
+        metrics = res.metrics()
+        plan = getattr(ctx, "compression", None)
+        if plan is not None:  # the delivered network is the compressed one: its errors are the trial's
+            model, metrics = self._compress(model, plan, ctx, metrics)
         keep = getattr(ctx, "keep_model", None)
         if callable(keep):  # trained in place: the study keeps its weights (keep_models)
             keep(model)
-        return res.metrics()
+        return metrics
+
+    def _compress(self, model: Any, plan: Any, ctx: TrialContext, metrics: dict[str, float]) -> tuple[Any, dict[str, float]]:
+        """Prune, fine-tune (self-distillation), quantize the trained network; its errors replace the
+        uncompressed ones, which are kept in ``hwtune:compression`` (``error_before``...)."""
+        from hwtune.compress import compress_trained, evaluate_compressed
+
+        with self.device.activate():
+            compressed, info = compress_trained(model, plan, self.dataset(), seed=ctx.seed, device=self.device.torch_device)
+            errors = evaluate_compressed(compressed, plan, self.dataset(), device=self.device.torch_device)
+        info.update({f"{k}_before": metrics[k] for k in ("error", "test_error") if k in metrics})
+        info["errors_of"] = "int8 ONNX Runtime model (calibrated on training batches)" if plan.int8 else "the compressed network"
+        record = getattr(ctx, "set_user_attr", None)
+        if callable(record):
+            record(COMPRESSION_ATTR, info)
+        out = {k: v for k, v in metrics.items() if k != "accuracy"}
+        out.update(errors)
+        return compressed, out
 
 
 _DATA_CACHE: dict[Any, Any] = {}
@@ -379,7 +400,11 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     check_objectives_and_constraints(parse_objectives(spec.objective), parse_constraints(spec.constraints))
     if spec.cost_model_file is not None:
         check_cost_model_file(spec.cost_model_file)
-    space = SearchSpace.from_dict(spec.space, default_roles=family.default_roles(list(spec.space)))
+    from hwtune.compress import COMPRESSION_PARAMS, check_compression_space, compression_roles
+
+    names = list(spec.space) if isinstance(spec.space, Mapping) else []
+    space = SearchSpace.from_dict(spec.space, default_roles={**compression_roles(names), **family.default_roles(names)})
+    check_compression_space(space, spec.runtime)  # names the param and the fix; before the data is loaded
     epochs = space["epochs"] if "epochs" in space else None
     max_epochs = (
         int(epochs.value) if isinstance(epochs, FixedParam) and isinstance(epochs.value, int) and not isinstance(epochs.value, bool)
@@ -391,7 +416,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         data = load_dataset(spec.data.name, spec.data.path, seed=spec.seed, **spec.data.options)
     except TypeError as e:
         raise ConfigError("data.options", f"{e}.", f"use the options of {spec.data.name!r} listed in docs/study-files.md (Data options).") from None
-    family.validate_space(space, data.input_shape, data.num_classes)
+    family.validate_space(space, data.input_shape, data.num_classes, checked_elsewhere=COMPRESSION_PARAMS)
     study = Study(
         name or spec.name,
         space,

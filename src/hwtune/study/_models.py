@@ -10,6 +10,7 @@ with the split and scaling training used, for checking an export against the tra
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from hwtune.vocabulary import StoredTrial, read_trial
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["KeptModel", "as_study", "kept_models", "load_model", "load_model_for", "validation_data", "validation_inputs", "validation_labels"]
+__all__ = ["KeptModel", "as_study", "kept_models", "load_model", "load_model_for", "training_inputs", "validation_data", "validation_inputs", "validation_labels"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,21 @@ def _family_builder(study: Study) -> Any:
     return FamilyBuilder(family, tuple(int(s) for s in shape), int(classes))
 
 
+def _compressed_skeleton(study: Study, model: Any, params: dict[str, Any]) -> Any:
+    """The rebuilt network with the channels its ``prune_ratio`` removed (the kept weights are the
+    pruned network's; the widths depend on the ratio only)."""
+    from hwtune.compress import compression_plan, shape_untrained
+
+    plan = compression_plan(params)
+    if plan is None or not plan.prunes_channels:
+        return model
+    import torch
+
+    if study.input_shape is None:
+        raise ConfigError("input_shape", "the network was pruned; rebuilding it needs the shape of one input sample.", "pass input_shape=(C, H, W) to the Study.")
+    return shape_untrained(model, dataclasses.replace(plan, prune_alpha=0.0, sparsity=0.0), torch.zeros((1, *study.input_shape)))
+
+
 def load_model_for(study: Study, trial_number: int, *, build_model: Any = None) -> nn.Module:
     """The trained network of trial ``trial_number`` of ``study``, in ``eval()`` mode, on the CPU.
 
@@ -117,6 +133,7 @@ def load_model_for(study: Study, trial_number: int, *, build_model: Any = None) 
         raise
     except Exception as e:  # noqa: BLE001 - the user's build_model may raise anything
         raise ConfigError("build_model", f"cannot rebuild the network of trial {n} from its params: {type(e).__name__}: {str(e)[:300]}.", "pass the build_model the study ran with.") from None
+    model = _compressed_skeleton(study, model, params)
     if rec.path is not None:
         from optuna.artifacts import FileSystemArtifactStore
 
@@ -165,10 +182,25 @@ def validation_data(study: Study | str | None, n: int | None = None, *, storage:
     Raises:
         ConfigError: naming ``study`` when the study was made through the API (hwtune does not know its data).
     """
+    st = as_study(study, storage)
+    data = _stored_dataset(st)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError("n", f"must be a positive number of samples, got {n!r}.")
+    x = np.ascontiguousarray(data.x_val[:n], dtype=np.float32)
+    y = np.ascontiguousarray(data.y_val[:n], dtype=np.int64)
+    return x, y
+
+
+def training_inputs(study: Study | str | None, *, storage: str | None = None) -> np.ndarray:
+    """The study's training inputs (N, C, H, W) float32 as training saw them (int8 calibration)."""
+    return np.ascontiguousarray(_stored_dataset(as_study(study, storage)).x_train, dtype=np.float32)
+
+
+def _stored_dataset(st: Study) -> Any:
+    """The data set of the study file's data section stored with the study, with the study's seed."""
     from hwtune.study._config import _DATA_CACHE, DataSpec
     from hwtune.train import load_dataset
 
-    st = as_study(study, storage)
     desc = st.description or {}
     src = desc.get("data_source")
     if not isinstance(src, dict):
@@ -181,12 +213,7 @@ def validation_data(study: Study | str | None, n: int | None = None, *, storage:
     key = (spec.model_dump_json(), st.seed)
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = load_dataset(spec.name, spec.path, seed=st.seed, **spec.options)
-    data = _DATA_CACHE[key]
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ConfigError("n", f"must be a positive number of samples, got {n!r}.")
-    x = np.ascontiguousarray(data.x_val[:n], dtype=np.float32)
-    y = np.ascontiguousarray(data.y_val[:n], dtype=np.int64)
-    return x, y
+    return _DATA_CACHE[key]
 
 
 def validation_inputs(study: Study | str | None, n: int = 256, *, storage: str | None = None) -> np.ndarray:

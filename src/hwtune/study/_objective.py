@@ -18,15 +18,18 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
+from hwtune.compress._plan import CompressionPlan
 from hwtune.exceptions import ConfigError, TrialFailure
 from hwtune.hardware import HardwareReport, decide_near_bounds
 from hwtune.space._metrics import METRICS
+from hwtune.study._measured_network import measured_network
 from hwtune.study._storage import abandon_trial, is_storage_error, worker_identity
 from hwtune.study._validate import check_metrics
 from hwtune.vocabulary import (
     DECISION_ATTR,
     DEVICE_ATTR,
     FAILURE_ATTR,
+    FINAL_HARDWARE_ATTR,
     HARDWARE_ATTR,
     HWKEY_ATTR,
     METRICS_ATTR,
@@ -59,6 +62,10 @@ class TrialContext:
         hardware: the measurements taken before training.
         set_user_attr: stores a JSON-serialisable value with the trial (e.g. the trainer's settings).
         kept_model: the trained network handed over with :meth:`keep_model` (``None``: none).
+        compression: the trial's compression params (``None``: the space has none). The network
+            handed to ``train_and_evaluate`` is the uncompressed one; a trainer compresses the trained
+            network (``hwtune.compress.compress_trained``), returns the compressed network's errors
+            and hands it to :meth:`keep_model`, which the loop then measures again.
     """
 
     seed: int
@@ -67,6 +74,7 @@ class TrialContext:
     hardware: HardwareReport
     set_user_attr: Callable[[str, Any], None] | None = None
     kept_model: Any = field(default=None, repr=False)
+    compression: CompressionPlan | None = None
 
     def keep_model(self, model: Any) -> None:
         """Hand the trained ``torch.nn.Module`` over, so that the study can keep its weights
@@ -137,6 +145,18 @@ def _check_reuse(study: Any, key: str, src_trial: int, report: HardwareReport, m
     )
 
 
+def _measure_final(trial: optuna.Trial, measure: Measure, final_model: Any, params: dict[str, Any]) -> None:
+    """Measure the compressed trained network again and store it (``hwtune:final_hardware``). A failure
+    here is stored as the reason; it does not undo a trained result."""
+    try:
+        final = measure(final_model, params)
+        trial.set_user_attr(FINAL_HARDWARE_ATTR, {k: m.to_dict() for k, m in final.measurements.items()})
+    except Exception as e:
+        if is_storage_error(e):
+            raise
+        trial.set_user_attr(FINAL_HARDWARE_ATTR, {"unavailable": _describe_exception("measure final", e)})
+
+
 def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
     """Optuna's objective of one trial of ``study`` (a :class:`~hwtune.study.Study`): the loop of the module docstring."""
     hw_constraints = [c for c in study.constraints if c.is_hardware]
@@ -186,6 +206,13 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         except Exception as e:
             raise fail("build", e) from e
 
+        # the cost-changing compressions, applied to the untrained network: measured as it will run
+        stage[0] = "compress"
+        try:
+            measured_model, plan = measured_network(study, model, params)
+        except Exception as e:
+            raise fail("compress", e) from e
+
         # measure it on the device (or reuse the measurement of the same architecture)
         stage[0] = "measure"
         cached = study._measure_cache.get(key)
@@ -208,12 +235,12 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         try:
             if cached is not None:
                 src_trial, report = cached
-                _check_reuse(study, key, src_trial, report, model, params)
+                _check_reuse(study, key, src_trial, report, measured_model, params)
                 hw = {k: {**m.to_dict(), "extra": {**m.extra, "reused_from_trial": src_trial}} for k, m in report.measurements.items()}
             else:
-                report = measure(model, params)
+                report = measure(measured_model, params)
                 if hw_constraints:  # an interval straddling a bound: measured again (bounded) before deciding
-                    report, decisions = decide_near_bounds(report, lambda: measure(model, params), hw_constraints, max_rounds=3)
+                    report, decisions = decide_near_bounds(report, lambda: measure(measured_model, params), hw_constraints, max_rounds=3)
                     if decisions:
                         trial.set_user_attr(DECISION_ATTR, decisions)
                 hw = {k: m.to_dict() for k, m in report.measurements.items()}
@@ -225,7 +252,7 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
                     raise TrialFailure(f"the meter reported no {c.metric} (constraint '{c}'): {report.measurements.get(c.metric)}")
             if cached is None and all(m in values for m in study._hardware_needed):
                 study._measure_cache[key] = (trial.number, report)
-                count = _cheap_param_count(model)
+                count = _cheap_param_count(measured_model)
                 if count is not None and _stored_param_count(report) is None:  # the meter counted none
                     study.__dict__.setdefault("_measure_counts", {})[key] = count
                 if costs is not None:
@@ -270,7 +297,8 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         ctx = TrialContext(
-            seed=seed, trial_number=trial.number, report=report_epoch, hardware=report, set_user_attr=trial.set_user_attr
+            seed=seed, trial_number=trial.number, report=report_epoch, hardware=report, set_user_attr=trial.set_user_attr,
+            compression=plan if plan is not None and plan.active else None,
         )
         try:
             metrics = dict(train_and_evaluate(model, params, ctx))
@@ -295,6 +323,9 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         except TrialFailure as e:
             raise fail("evaluate", e) from e
         trial.set_user_attr(METRICS_ATTR, metrics)
+        if plan is not None and plan.active and ctx.kept_model is not None:  # did measuring before training tell the truth?
+            stage[0] = "measure final"
+            _measure_final(trial, measure, ctx.kept_model, params)
         violations = [c.violation(all_values[c.metric]) for c in study.constraints]
         for c, v in zip(study.constraints, violations):
             trial.set_constraint(str(c), v)

@@ -24,6 +24,8 @@ class TrialRecord:
     params: dict[str, Any]
     hardware: dict[str, Measurement] = field(default_factory=dict)
     predicted: dict[str, Measurement] = field(default_factory=dict)
+    final_hardware: dict[str, Measurement] = field(default_factory=dict)
+    """A compressed network's hardware measured again after training (``hwtune:final_hardware``)."""
     metrics: dict[str, float] = field(default_factory=dict)
     values: tuple[float, ...] | None = None
     violations: tuple[float, ...] = ()
@@ -44,6 +46,7 @@ class TrialRecord:
             params=s.params,
             hardware={k: Measurement.from_dict(v) for k, v in s.hardware.items()},
             predicted={k: Measurement.from_dict(v) for k, v in s.predicted.items()},
+            final_hardware={k: Measurement.from_dict({"metric": k, **v}) for k, v in s.final_hardware.items()},
             metrics=s.metrics,
             values=s.values,
             violations=tuple(s.constraints.values()),

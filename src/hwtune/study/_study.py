@@ -27,6 +27,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from hwtune.compress._plan import compression_plan
 from hwtune.exceptions import ConfigError, TrialFailure
 from hwtune.hardware import (
     DEFAULT_RUNTIME,
@@ -52,6 +53,7 @@ from hwtune.study._calibrate import (
     calibrate_limits,
     record_calibration,
 )
+from hwtune.study._compression_check import compression_agreement
 from hwtune.study._keep import ModelKeeper
 from hwtune.study._objective import (
     BuildModel,
@@ -117,6 +119,8 @@ class StudySummary:
     """``ModelsSummary`` (``study._keep``): the kept models, where they are, why a trial has none."""
     machine_speed: dict[str, Any] | None = field(repr=False, default=None)
     """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
+    compression_check: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+    """Compressed networks measured before training vs after (``study._compression_check``)."""
 
 
 @dataclass(frozen=True)
@@ -134,10 +138,13 @@ class _DefaultMeter:
     def __call__(self, model: Any, params: dict[str, Any]) -> HardwareReport:
         import torch
 
-        return profile_in_runtime(
-            model, torch.zeros(self.shape), self.device, self.metrics, runtime=self.runtime, target_rel_ci=self.rel_ci,
-            max_time_s=self.max_time_s, reference_ms=self.reference_ms,
-        )
+        kwargs = {"target_rel_ci": self.rel_ci, "max_time_s": self.max_time_s, "reference_ms": self.reference_ms}
+        plan = compression_plan(params)
+        if plan is not None and plan.int8:  # measured as it runs: the int8 model in ONNX Runtime
+            from hwtune.compress import measure_int8
+
+            return measure_int8(model, torch.zeros(self.shape), self.device, self.metrics, **kwargs)
+        return profile_in_runtime(model, torch.zeros(self.shape), self.device, self.metrics, runtime=self.runtime, **kwargs)
 
 
 class Study:
@@ -569,4 +576,5 @@ class Study:
         for r in recs:
             counts[r.status] = counts.get(r.status, 0) + 1
         return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
-                            models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference))
+                            models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference),
+                            compression_check=compression_agreement(self.optuna_study.get_trials(deepcopy=False)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
 
 from hwtune.exceptions import ConfigError
 from hwtune.space import CategoricalParam, FixedParam, FloatParam, IntParam, SearchSpace
@@ -78,9 +78,14 @@ class ModelFamily:
         """Build an untrained network."""
         return self.builder(params, input_shape, num_classes)
 
-    def validate_space(self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, field: str = "space") -> None:
-        """Check names and ranges against what the family and trainer accept, then build the extremes."""
+    def validate_space(
+        self, space: SearchSpace, input_shape: tuple[int, ...], num_classes: int, field: str = "space", checked_elsewhere: Collection[str] = ()
+    ) -> None:
+        """Check names and ranges against what the family and trainer accept, then build the extremes.
+        ``checked_elsewhere``: names another part validates (the compression params)."""
         for name, p in space.items():
+            if name in checked_elsewhere:
+                continue
             key = self._arch_key(name)
             if key is not None:
                 lo, hi = self.arch_params[key]
@@ -121,6 +126,29 @@ class ModelFamily:
             except Exception as e:  # the family cannot build this corner of the space
                 arch = {k: v for k, v in point.items() if self.knows(k)}
                 raise ConfigError(field, f"model family {self.name!r} cannot build {arch} for input {input_shape}: {e}.", "narrow the architecture ranges.") from None
+
+
+_PRUNED_WIDTHS: dict[str, tuple[tuple[str, str, int, int], ...]] = {
+    # family -> (width base name, layer-count name, default width, default layers); the output layer is never pruned
+    "cnn": (("filters", "conv_layers", 16, 1), ("dense_units", "", 64, 1)),
+    "mlp": (("units", "hidden_layers", 128, 1),),
+}
+
+
+def pruned_widths(family: str, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``params`` with the widths a ``prune_ratio`` leaves (``hwtune.compress.prune_channels`` keeps
+    ``max(1, int(width * (1 - ratio)))`` channels of every layer but the output), so that cost features
+    describe the network that is measured. Unchanged without a ratio, and for ``nb201`` (coupled cells)."""
+    r = params.get("prune_ratio")
+    if family not in _PRUNED_WIDTHS or isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < 1:
+        return params
+    out = dict(params)
+    for base, count, width, layers in _PRUNED_WIDTHS[family]:
+        n = int(params.get(count, layers)) if count else 1
+        for i in range(n):
+            w = int(_layer_value(params, base, i, width)) if count else int(params.get(base, width))
+            out[f"{base}_{i}" if count else base] = max(1, int(w * (1 - float(r))))  # as torch-pruning computes it, in floating point
+    return out
 
 
 def _layer_value(params: Mapping[str, Any], base: str, i: int, default: Any) -> Any:
@@ -252,7 +280,7 @@ class FamilyCostFeatures:
         fam.cost_features({}, self.input_shape, self.num_classes)  # a wrong input shape fails here, not in the sampler
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
-        return self._fn(params, self.input_shape, self.num_classes)
+        return self._fn(pruned_widths(self.family, params), self.input_shape, self.num_classes)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FamilyCostFeatures, (self.family, self.input_shape, self.num_classes))
