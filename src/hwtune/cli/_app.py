@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from hwtune.study._storage import safe_url
 from hwtune.exceptions import ConfigError
 
 app = typer.Typer(
@@ -103,12 +104,12 @@ def _report_interrupt(study: Any, study_file: Optional[Path]) -> None:
         done = sum(v for k, v in counts.items() if k in BUDGET_STATUSES)
         waiting = counts.get("waiting", 0)
         kept = (
-            f"{done} finished trials ({counts.get('trained', 0)} trained) are kept in {study.storage_url or 'memory'} "
+            f"{done} finished trials ({counts.get('trained', 0)} trained) are kept in {safe_url(study.storage_url) if study.storage_url else 'memory'} "
             f"(study '{study.name}')"
             + (f"; {waiting} interrupted trial{'s' * (waiting != 1)} queued to run first next time, with the same params." if waiting else ".")
         )
     except Exception as e:  # the storage itself may be what failed
-        kept = f"finished trials are stored in {study.storage_url} (study '{study.name}'), but counting them failed: {_clip(e, 200)}"
+        kept = f"finished trials are stored in {safe_url(study.storage_url)} (study '{study.name}'), but counting them failed: {_clip(e, 200)}"
     err.print(Text(f"\ninterrupted. {kept}"), soft_wrap=True, highlight=False)
     if study.storage_url:
         err.print(Text(f"Resume with the same command: {_resume_command(study_file)}"), soft_wrap=True, highlight=False)

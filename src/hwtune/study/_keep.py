@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hwtune.exceptions import ConfigError
-from hwtune.study._storage import _sqlite_path
+from hwtune.study._storage import _sqlite_path, safe_url
 from hwtune.vocabulary import MODEL_ATTR, MODEL_REMOVED_PREFIX, trial_status
 
 __all__ = ["KEEP_MODES", "WEIGHTS_FORMAT", "ModelKeeper", "ModelRecord", "ModelsSummary", "model_records", "read_weights", "weights_bytes"]
@@ -233,7 +233,7 @@ class ModelKeeper:
         if self.mode != "none" and self._store_obj is None and self._folder is None and not self._memory:
             raise ConfigError(
                 "artifacts",
-                f"keep_models: {self.mode} needs a place for the weights, and the storage {self._url} is not a SQLite file they can sit beside.",
+                f"keep_models: {self.mode} needs a place for the weights, and the storage {safe_url(self._url) if self._url else 'in memory'} is not a SQLite file they can sit beside.",
                 "give artifacts: <a folder every worker can reach> (or an Optuna artifact store through the API), or keep_models: none.",
             )
 

@@ -185,7 +185,7 @@ def _root_message(e: BaseException) -> str:
     return line[:300]
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
 
@@ -211,14 +211,55 @@ def _sqlite_path(url: str) -> str | None:
     return str(Path(db).expanduser())
 
 
+BUDGET_LOCK_KEY = 0x6877_7475_6E65  # "hwtune": PostgreSQL advisory-lock key of a study database's budget
+_PG_ENGINES: dict[tuple[int, str], Any] = {}
+
+
+def _is_postgresql(url: str | None) -> bool:
+    if not url:
+        return False
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).get_backend_name() == "postgresql"
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def _postgresql_lock(url: str) -> Iterator[None]:
+    """A session-level ``pg_advisory_lock`` held on one connection: the server releases it when the
+    connection ends, so a killed worker never leaves it held."""
+    import sqlalchemy
+
+    key = (os.getpid(), url)
+    if key not in _PG_ENGINES:  # one small pool per process and database (after a fork: a new one)
+        _PG_ENGINES[key] = sqlalchemy.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+    with _PG_ENGINES[key].connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": BUDGET_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": BUDGET_LOCK_KEY})
+            conn.commit()
+
+
 @contextlib.contextmanager
 def budget_lock(url: str | None) -> Iterator[None]:
-    """Held while a process counts a study's trials and starts one, so that separate processes on one
-    host (``hwtune run`` started twice on one SQLite file) never overshoot ``n_trials``.
+    """Held while a process counts a study's trials and starts one (the sampler proposes inside Optuna's
+    ``ask``, so inside the lock), so that separate processes — ``hwtune run`` started twice on one
+    SQLite file, or on several hosts against one PostgreSQL database — never overshoot ``n_trials``
+    nor propose while another does.
 
-    An advisory ``flock`` on ``<database>.lock`` beside an SQLite file; nothing elsewhere (a server
-    storage shared across hosts reserves through its own transactions: issue 16). The workers of one
-    ``optimize`` also share a multiprocessing lock (``Study.optimize``)."""
+    SQLite: an advisory ``flock`` on ``<database>.lock`` beside the file (one host). PostgreSQL: an
+    advisory lock of the server (``pg_advisory_lock``), held by the connection (any host). Other
+    servers: nothing beyond their transactions. The workers of one ``optimize`` also share a
+    multiprocessing lock (``Study.optimize``)."""
+    if _is_postgresql(url):
+        assert url is not None
+        with _postgresql_lock(url):
+            yield
+        return
     path = _sqlite_path(url) if url else None
     try:
         import fcntl
@@ -238,7 +279,7 @@ def budget_lock(url: str | None) -> Iterator[None]:
 def storage_config_error(e: BaseException, url: str | None, field: str = "storage") -> ConfigError | None:
     """The :class:`ConfigError` a storage fault ``e`` means for a user (field, real cause, fix), or
     ``None`` when ``e`` is not a storage fault."""
-    shown = _safe_url(url) if url else "the storage"
+    shown = safe_url(url) if url else "the storage"
     for x in _chain(e):
         if isinstance(x, ImportError):
             mod = (getattr(x, "name", None) or "").split(".")[0]

@@ -72,6 +72,7 @@ from hwtune.study._reference_speed import (
 from hwtune.study._storage import (
     abandon_own_running_trials,
     budget_lock,
+    safe_url,
     fail_dead_local_trials,
     open_storage,
     retry_creation_race,
@@ -529,7 +530,11 @@ class Study:
             with reserve_lock if reserve_lock is not None else contextlib.nullcontext(), budget_lock(self.storage_url):
                 if n_trials is not None and self._reserved() >= n_trials:
                     raise _BudgetReached
-                return ask(*args, **kwargs)
+                trial = ask(*args, **kwargs)
+                # propose now, inside the lock: Optuna 5 samples lazily at the first suggest, where two
+                # workers would propose at once without seeing each other's pending proposal
+                _ = trial.relative_params
+                return trial
 
         study.ask = ask_within_budget  # type: ignore[method-assign]  (Optuna's loop starts each trial with study.ask())
         try:
@@ -575,6 +580,6 @@ class Study:
         counts: dict[str, int] = {}
         for r in recs:
             counts[r.status] = counts.get(r.status, 0) + 1
-        return StudySummary(self.name, self.storage_url or "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
+        return StudySummary(self.name, safe_url(self.storage_url) if self.storage_url else "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
                             models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference),
                             compression_check=compression_agreement(self.optuna_study.get_trials(deepcopy=False)))
