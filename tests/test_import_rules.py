@@ -53,6 +53,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "report": _STUDY_AND_BELOW,
     # export with verification and re-measurement, the run-time selector (DESIGN.md)
     "deploy": _STUDY_AND_BELOW,
+    # the measurement agent runs on a target device: the hardware layer's meters and runners, no study
+    "agent": frozenset({"hardware", "space"}) | GROUND,
     "cli": frozenset({"*"}),
     ROOT: frozenset({"*"}),  # lazily only: see LAZY_ONLY
 }
@@ -62,7 +64,7 @@ is a violation: add its row when you add it."""
 FORBIDDEN_EXTERNAL: dict[str, frozenset[str]] = {
     "torch": frozenset({"search", "costmodel", "space", "tabular", "vocabulary", "exceptions"}),
     "torchvision": frozenset({"search", "costmodel", "space", "tabular", "vocabulary", "exceptions"}),
-    "optuna": frozenset({"hardware", "costmodel", "vocabulary", "exceptions"}),
+    "optuna": frozenset({"hardware", "costmodel", "vocabulary", "exceptions", "agent"}),
 }
 """Top-level distribution -> the layers that never import it (not even lazily)."""
 

@@ -490,55 +490,8 @@ def run_bench(
     return res
 
 
-def regret_svg(res: BenchResult, path: str, *, width: int = 720, height: int = 420) -> None:
-    """Median curve of each method against trained networks, as a standalone SVG file."""
-    curves = {k: m.median_curve() for k, m in res.methods.items()}
-    n = max((len(c) for c in curves.values()), default=1)
-    ymax = max((max(c) for c in curves.values() if c), default=1.0)
-    if res.mode == "constrained":
-        ymax = min(ymax, 5.0)
-    ymin = 0.0
-    if res.mode == "pareto":
-        ymin = min((min(c) for c in curves.values() if c), default=0.0)
-        ymax = 1.0
-    L, R, T, B = 60, 180, 30, 45
-    pw, ph = width - L - R, height - T - B
-
-    def sx(i: float) -> float:
-        return L + pw * (i - 1) / max(1, n - 1)
-
-    def sy(v: float) -> float:
-        v = min(max(v, ymin), ymax)
-        return T + ph * (1 - (v - ymin) / max(1e-12, ymax - ymin))
-
-    colors = ["#d62728", "#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    ylabel = {"constrained": "regret (accuracy points)", "cheapest": "latency regret (ms)", "pareto": "hypervolume share"}[res.mode]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{L}" y="18" font-size="13">{_esc(res.problem)} — median of {len(res.seeds)} seeds</text>',
-           f'<line x1="{L}" y1="{T + ph}" x2="{L + pw}" y2="{T + ph}" stroke="black"/>',
-           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{T + ph}" stroke="black"/>',
-           f'<text x="{L + pw / 2}" y="{height - 8}" text-anchor="middle">trained networks</text>',
-           f'<text x="14" y="{T + ph / 2}" transform="rotate(-90 14 {T + ph / 2})" text-anchor="middle">{ylabel}</text>']
-    for k in range(6):
-        v = ymin + (ymax - ymin) * k / 5
-        out.append(f'<text x="{L - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
-        out.append(f'<line x1="{L}" y1="{sy(v):.1f}" x2="{L + pw}" y2="{sy(v):.1f}" stroke="#eee"/>')
-    for cp in [1] + [c for c in CHECKPOINTS if c <= n]:
-        out.append(f'<text x="{sx(cp):.1f}" y="{T + ph + 16}" text-anchor="middle">{cp}</text>')
-    for j, (name, c) in enumerate(curves.items()):
-        col = colors[j % len(colors)]
-        pts = " ".join(f"{sx(i + 1):.1f},{sy(v):.1f}" for i, v in enumerate(c))
-        out.append(f'<polyline fill="none" stroke="{col}" stroke-width="{2.5 if name.startswith("hwtune") else 1.5}" points="{pts}"/>')
-        out.append(f'<text x="{L + pw + 10}" y="{T + 14 + 16 * j}" fill="{col}">{_esc(name)}</text>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out))
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _nan_to_none(v: float) -> float | None:
     return None if isinstance(v, float) and math.isnan(v) else v
+
+
+from hwtune.bench._plot import regret_svg  # noqa: E402  (the plots live in _plot.py; re-exported here)

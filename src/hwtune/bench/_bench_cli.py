@@ -39,7 +39,8 @@ def bench_command(
     methods: Optional[str] = typer.Option(None, help="Comma-separated methods (default: all of the mode). Extra: hwtune-plain."),
     jobs: int = typer.Option(1, min=1, help="Processes running searches side by side."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write every run and the summary as JSON to this file ('-': stdout)."),
-    plot: Optional[Path] = typer.Option(None, help="Write the median curves against trained networks as an SVG file."),
+    plot: Optional[Path] = typer.Option(None, help="Write the median curves (and the seeds' range) against trained networks as an SVG file."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write the curves and the table as a self-contained HTML page (needs plotly: pip install 'hwtune[report]')."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Compare hwtune's sampler with random search and Optuna's samplers on a tabulated benchmark,
@@ -50,6 +51,10 @@ def bench_command(
     out = Console(stderr=to_err, width=None if (sys.stderr if to_err else sys.stdout).isatty() else 160)
     err = Console(stderr=True, quiet=quiet)
     try:
+        if html_out is not None:
+            from hwtune.bench._plot import check_plotly
+
+            check_plotly("--html")
         if benchmark != "nb201":
             raise ConfigError("benchmark", f"unknown benchmark {benchmark!r}.", "use nb201.")
         if mode not in _MODES:
@@ -107,3 +112,8 @@ def bench_command(
     if plot is not None:
         regret_svg(res, str(plot))
         err.print(f"wrote {plot}")
+    if html_out is not None:
+        from hwtune.bench._plot import regret_html
+
+        regret_html(res, str(html_out))
+        err.print(f"wrote {html_out}")

@@ -198,6 +198,11 @@ from hwtune.cli._export_cmd import export_command  # noqa: E402
 
 app.command("export")(export_command)
 
+from hwtune.cli._report_cmd import dashboard_command, report_command  # noqa: E402
+
+app.command("report")(report_command)
+app.command("dashboard")(dashboard_command)
+
 from hwtune.cli._costmodel_cmd import costmodel_app  # noqa: E402
 
 app.add_typer(costmodel_app, name="costmodel")
@@ -205,6 +210,10 @@ app.add_typer(costmodel_app, name="costmodel")
 from hwtune.cli._deploy_cmd import deploy_app  # noqa: E402
 
 app.add_typer(deploy_app, name="deploy")
+
+from hwtune.cli._agent_cmd import agent_app  # noqa: E402
+
+app.add_typer(agent_app, name="agent")
 
 from hwtune.bench._bench_cli import bench_command  # noqa: E402
 

@@ -136,6 +136,13 @@ def remeasure_latency(
 
     from hwtune.hardware import label_runtime, load_model, profile, runtime_of_file
 
+    if getattr(device, "kind", None) == "remote":  # measured where the study measured: through its agent
+        from hwtune.hardware import remote_meter
+
+        if Path(path).suffix != ".onnx":
+            raise ConfigError("format", "a remote device's agent measures ONNX files; this study's exports cannot be re-measured as TorchScript.", "export with --format onnx, or skip the re-measurement (remeasure=False).")
+        rep = remote_meter(device, (batch_size, *input_shape), rel_ci, max_time_s, ("latency_ms",), "onnxruntime").measure_file(path)
+        return rep["latency_ms"], rep.device
     kwargs: dict[str, Any] = {"target_rel_ci": rel_ci, "max_time_s": max_time_s}
     if reference_ms is not None:
         kwargs["reference_ms"] = reference_ms

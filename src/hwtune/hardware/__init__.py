@@ -73,6 +73,8 @@ from hwtune.hardware._rapl import (
     find_rapl_zones,
 )
 from hwtune.hardware._runner import OnnxModel, as_runner, count_flops, load_model
+from hwtune.hardware._remote import RemoteAgentError, RemoteDevice, parse_remote
+from hwtune.hardware._remote_meter import RemoteMeter, remote_meter
 from hwtune.hardware._reference import (
     REFERENCE_NAME,
     measure_reference_speed,
@@ -92,6 +94,11 @@ __all__ = [
     "Device",
     "parse_device",
     "available_cpu_count",
+    "RemoteDevice",
+    "RemoteMeter",
+    "remote_meter",
+    "RemoteAgentError",
+    "parse_remote",
     # results
     "HardwareReport",
     "Measurement",

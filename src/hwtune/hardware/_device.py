@@ -186,7 +186,8 @@ Device = CPUDevice | CUDADevice
 
 
 def parse_device(spec: str | None, threads: int | None = None, field: str = "device", *, check: bool = True) -> CPUDevice | CUDADevice:
-    """Parse ``"cpu"``, ``"cpu:<threads>"``, ``"cuda"`` or ``"cuda:<index>"`` (``gpu`` = ``cuda``).
+    """Parse ``"cpu"``, ``"cpu:<threads>"``, ``"cuda"`` or ``"cuda:<index>"`` (``gpu`` = ``cuda``), or
+    ``"remote://host:port?token_file=..."`` (a ``RemoteDevice``: measured by ``hwtune agent serve``).
 
     Args:
         spec: the text; ``None`` means ``"cpu"``.
@@ -194,10 +195,14 @@ def parse_device(spec: str | None, threads: int | None = None, field: str = "dev
         field: name of the field, for error messages.
         check: for a GPU, check that torch sees CUDA and that the index exists.
     """
+    if spec and spec.strip().lower().startswith("remote://"):  # measured by an agent (hwtune agent serve)
+        from hwtune.hardware._remote import parse_remote
+
+        return parse_remote(spec, field)  # type: ignore[return-value]
     spec = (spec or "cpu").strip().lower()
     kind, _, rest = spec.partition(":")
     if kind not in ("cpu", "cuda", "gpu"):
-        raise ConfigError(field, f"unknown device {spec!r}.", "use 'cpu', 'cpu:<threads>', 'cuda' or 'cuda:<index>'.")
+        raise ConfigError(field, f"unknown device {spec!r}.", "use 'cpu', 'cpu:<threads>', 'cuda', 'cuda:<index>' or 'remote://host:port'.")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"{field}.threads", f"must be a positive integer, got {threads!r}.")
     if kind == "cpu" and rest and threads is None:

@@ -54,7 +54,9 @@ from hwtune.study._calibrate import (
     record_calibration,
 )
 from hwtune.study._compression_check import compression_agreement
+from hwtune.study._dashboard import name_objectives, with_dashboard_attrs
 from hwtune.study._keep import ModelKeeper
+from hwtune.study._measured_network import RemoteCompressedMeter
 from hwtune.study._objective import (
     BuildModel,
     Measure,
@@ -352,6 +354,7 @@ class Study:
             )
             self._optuna.set_user_attr(CONFIG_ATTR, definition)
         fail_dead_local_trials(self._optuna)
+        name_objectives(self._optuna, [o.metric for o in self.objectives])  # optuna-dashboard's axis titles
         self._load_measure_cache()
         if self._costs is not None:
             trials = self._optuna.get_trials(deepcopy=False)
@@ -415,6 +418,11 @@ class Study:
         check_runtime(self.runtime, self.device)  # its package is installed (before anything is written)
         # what the study needs, plus what one timing window gives for free and what is cheap to count
         metrics = tuple(m for m in PROFILE_METRICS if m in {*self._hardware_needed, *ALWAYS_MEASURED})
+        if getattr(self.device, "kind", None) == "remote":  # measured by an agent, trained here (hardware._remote)
+            from hwtune.hardware import remote_meter
+
+            return RemoteCompressedMeter(  # an int8 trial is sent as its int8 model
+                remote_meter(self.device, (self.inference_batch_size, *self.input_shape), self.latency_rel_ci, self.latency_max_time_s, metrics, self.runtime))
         return _DefaultMeter((self.inference_batch_size, *self.input_shape), self.device, self.latency_rel_ci, self.latency_max_time_s, metrics, runtime=self.runtime)
 
     def calibrate(self, build_model: BuildModel, measure: Measure | None = None) -> Any:
@@ -424,7 +432,7 @@ class Study:
 
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
-        return make_objective(self, build_model, train_and_evaluate, measure)
+        return with_dashboard_attrs(make_objective(self, build_model, train_and_evaluate, measure))  # numbers optuna-dashboard plots
 
     def counts(self) -> dict[str, int]:
         """Trials by hwtune status."""
@@ -544,7 +552,7 @@ class Study:
                     self._objective(build_model, train_and_evaluate, measure),
                     timeout=timeout,
                     catch=(TrialFailure,),
-                    callbacks=[stop_when_done, lambda st, t: self.model_keeper.tidy(self), *callbacks],
+                    callbacks=[stop_when_done, lambda st, t: self.model_keeper.tidy(self), *callbacks, *([measure.after_trial] if hasattr(measure, "after_trial") else [])],  # a remote meter stops a study its agent fails
                     gc_after_trial=False,
                 )
         except _BudgetReached:
