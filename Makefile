@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	    $(BIN)/python -m pip install -q torch==$(TORCH_CPU_VERSION); \
 	  fi; \
 	fi
-	$(BIN)/python -m pip install -q -e ".[test,onnx,compress,agent]"
+	$(BIN)/python -m pip install -q -e ".[test,onnx,compress,agent,keras]"
 	touch $(STAMP)
 
 clean:

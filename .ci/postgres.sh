@@ -6,7 +6,7 @@
 set -euo pipefail
 PORT="${HWTUNE_PG_PORT:-5432}"
 ROLE=hwtune
-PASS="hwtune-ci-$$"
+PASS="${HWTUNE_PG_PASSWORD:-hwtune-ci}"  # a throwaway local test server (Debian binds it to localhost); fixed, so that two runs never change it under each other
 
 as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sudo -u postgres sh -c "$*"; fi; }
 need_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

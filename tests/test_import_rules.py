@@ -53,6 +53,10 @@ LAYERS: dict[str, frozenset[str]] = {
     "report": _STUDY_AND_BELOW,
     # export with verification and re-measurement, the run-time selector (DESIGN.md)
     "deploy": _STUDY_AND_BELOW,
+    # Keras 3, the second framework (issue 15): its adapter implements study._framework's boundary and
+    # its Tuner runs a Study, so it sits beside deploy/report above study. study finds the adapter by
+    # name (study._framework.FRAMEWORKS), as a plugin, and never imports hwtune.keras itself
+    "keras": _STUDY_AND_BELOW,
     # the measurement agent runs on a target device: the hardware layer's meters and runners, no study
     "agent": frozenset({"hardware", "space"}) | GROUND,
     "cli": frozenset({"*"}),

@@ -183,9 +183,10 @@ def test_workers_die_with_a_killed_parent_and_their_trials_are_requeued(tmp_path
     trials = s.optuna_study.trials
     assert not [t for t in trials if t.state == State.RUNNING]
     interrupted = [t for t in trials if trial_status(t) == "interrupted"]
-    assert len(interrupted) == 3
-    waiting = [t for t in trials if t.state == State.WAITING]
-    assert sorted(t.user_attrs["hwtune:retry_of"] for t in waiting) == sorted(t.number for t in interrupted)
+    assert len(interrupted) >= 3  # the three trials the workers were training (a retry a dying worker picked up, too)
+    retried = {t.user_attrs["hwtune:retry_of"] for t in trials if "hwtune:retry_of" in t.user_attrs}
+    assert {t.number for t in interrupted} <= retried  # each queued again with its params: WAITING, or (under
+    # heavy load a worker not yet reached by its parent-death signal may pop it first) run by then
 
 
 # -- 5. two processes creating one study on a new SQLite file at once -----------------------------------

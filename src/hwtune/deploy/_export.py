@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "compare_latency", "export", "export_file", "remeasure_latency", "select_trials", "verify_export"]
 
-FORMATS = ("onnx", "torchscript")
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "torchscript": "torchscript"}
-_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = ("onnx", "torchscript", "keras")
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "torchscript": "torchscript", "keras": "keras"}
+_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "keras": ".keras"}
 TOLERANCE = 1e-4
 """Largest absolute output difference (relative to the outputs' scale, at least 1) a verified export may show."""
 
@@ -105,6 +105,23 @@ def verify_export(model: Any, path: str | Path, fmt: str, inputs: Any, labels: A
     finally:
         model.train(was)
     got = _run_exported(Path(path), _check_format(fmt), x)
+    return _agreement(ref, got, x, labels, inputs_name)
+
+
+def verify_saved(framework: Any, model: Any, path: str | Path, inputs: Any, labels: Any = None, *, inputs_name: str = "validation") -> dict[str, Any]:
+    """:func:`verify_export` for a network saved by its framework (``study._framework``: a ``.keras``
+    file): the file loaded back against the trained network, on the same inputs."""
+    import numpy as np
+
+    x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
+    ref = np.asarray(framework.predict(model, x))
+    got = np.asarray(framework.predict(framework.load(path), x))
+    return _agreement(ref, got, x, labels, inputs_name)
+
+
+def _agreement(ref: Any, got: Any, x: Any, labels: Any, inputs_name: str) -> dict[str, Any]:
+    import numpy as np
+
     if got.shape != ref.shape:
         return {"max_abs_diff": None, "argmax_agreement": None, "n_inputs": len(x), "inputs": inputs_name, "passed": False,
                 "note": f"the exported model's output has shape {list(got.shape)}, PyTorch's {list(ref.shape)}"}
@@ -146,6 +163,12 @@ def remeasure_latency(
     kwargs: dict[str, Any] = {"target_rel_ci": rel_ci, "max_time_s": max_time_s}
     if reference_ms is not None:
         kwargs["reference_ms"] = reference_ms
+    if Path(path).suffix == ".keras":  # measured by its framework, as the study measured it
+        from hwtune.study._framework import get_framework
+
+        fw = get_framework("keras")
+        rep = fw.measure(fw.load(path), {}, (batch_size, *input_shape), device, ("latency_ms",), "keras", **kwargs)
+        return rep["latency_ms"], rep.device
     report = profile(load_model(path), torch.zeros((batch_size, *input_shape)), device, ["latency_ms"], **kwargs)
     report = label_runtime(report, runtime_of_file(path))
     return report["latency_ms"], report.device
@@ -259,7 +282,8 @@ def export(
     Args:
         study: a :class:`~hwtune.study.Study`, or the name of a stored one (``None``: the only study in ``storage``).
         trials: ``"best"``, ``"pareto"``, a trial number or a list of them (each needs kept weights).
-        format: ``"onnx"`` (ONNX Runtime, dynamic batch) or ``"torchscript"`` (traced).
+        format: ``"onnx"`` (ONNX Runtime, dynamic batch) or ``"torchscript"`` (traced); ``"keras"``
+            (a ``.keras`` file) for a study of framework keras.
         out: the folder to write ``trial_<n>.onnx`` / ``.pt`` and ``manifest.json`` to (created).
         storage: the storage of a study given by name (default ``sqlite:///hwtune.db``).
         n_inputs: validation inputs the verification runs on.
@@ -308,6 +332,12 @@ def export(
     x = np.ascontiguousarray(np.asarray(inputs.detach().cpu() if hasattr(inputs, "detach") else inputs, dtype=np.float32)[:n_inputs])
     cfg = dict(st.optuna_study.user_attrs.get(CONFIG_ATTR) or {})
     study_runtime = str(cfg.get("runtime", "torch"))
+    from hwtune.study._framework import framework_for_runtime
+
+    framework = framework_for_runtime(study_runtime)  # whose networks the study holds
+    if (fmt == "keras") != (framework.name == "keras"):
+        raise ConfigError("format", f"study {st.name!r} holds {framework.name} networks; format {fmt} is for {'keras' if fmt == 'keras' else 'torch'} ones.",
+                          "export a keras study with format keras (--format keras), a torch study with onnx or torchscript.")
     by_number = {t.number: t for t in st.optuna_study.get_trials(deepcopy=False)}
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
@@ -326,6 +356,8 @@ def export(
             raise ConfigError("format", f"trial {n} is quantized to int8, which runs in ONNX Runtime.", "export it with format onnx (--format onnx).")
         if int8:  # the int8 model the study evaluated: the kept weights with the same calibration batches
             path = export_int8(model, torch.from_numpy(x[:1]), folder, n, st, calibration)
+        elif fmt == "keras":  # as its framework ships it (study._framework)
+            path = framework.save(model, folder / f"trial_{n}{_SUFFIX[fmt]}")
         else:
             path = export_file(model, torch.from_numpy(x[:1]), folder, n, fmt, exporter=exporter)
         export_s = time.perf_counter() - t0
@@ -336,7 +368,7 @@ def export(
             "params": dict(stored.params),
             "pareto": n in front,
             "metrics": _metrics(stored),
-            "verification": verify_int8(model, path, st, stored, x, labels) if int8 else verify_export(model, path, fmt, x, labels),
+            "verification": verify_int8(model, path, st, stored, x, labels) if int8 else verify_saved(framework, model, path, x, labels) if fmt == "keras" else verify_export(model, path, fmt, x, labels),
         }
         if stored.final_hardware:  # a compressed network: its measurement after training too
             entry["final_hardware"] = {k: d for k, d in stored.final_hardware.items()}

@@ -87,7 +87,8 @@ class StudyFile(_Strict):
     cost_model_file: str | None = None
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     keep_models: Literal["best", "pareto", "all", "none"] = "pareto"
-    runtime: Literal["torch", "torchscript", "onnxruntime"] = "onnxruntime"  # hardware.DEFAULT_RUNTIME
+    runtime: Literal["torch", "torchscript", "onnxruntime", "keras"] = "onnxruntime"  # hardware.DEFAULT_RUNTIME; a keras study's default: keras
+    framework: Literal["torch", "keras"] = "torch"  # study._framework: who builds, measures and trains the networks
     artifacts: str | None = None
 
     @field_validator("constraints", mode="before")
@@ -303,11 +304,12 @@ class FamilyBuilder:
     family: str
     input_shape: tuple[int, ...]
     num_classes: int
+    framework: str = "torch"  # study._framework.FRAMEWORKS
 
     def __call__(self, params: dict[str, Any]) -> Any:
-        from hwtune.train import get_family
+        from hwtune.study._framework import get_framework
 
-        return get_family(self.family).build(params, self.input_shape, self.num_classes)
+        return get_framework(self.framework).build(self.family, params, self.input_shape, self.num_classes)
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,8 @@ class ClassifierTrainer:
     device: Any
     options: Any = None
     """``hwtune.train.TrainerOptions`` (``None``: the defaults)."""
+    framework: str = "torch"
+    """Whose trainer trains (``study._framework.FRAMEWORKS``)."""
 
     def dataset(self) -> Any:
         from hwtune.train import load_dataset
@@ -330,24 +334,21 @@ class ClassifierTrainer:
         return cache[key]
 
     def __call__(self, model: Any, params: dict[str, Any], ctx: TrialContext) -> dict[str, float]:
-        from hwtune.train import train_classifier
+        from hwtune.study._framework import get_framework
 
-        with self.device.activate():
-            # strict=False: a param shared by only some of the searched optimizers / schedules is
-            # ignored in the trials where it does not apply (validate_space checked the rest)
-            res = train_classifier(
-                model, self.dataset(), params, seed=ctx.seed, device=self.device.torch_device, reporter=ctx.report,
-                options=self.options, strict=False,
-            )
+        metrics, settings = get_framework(self.framework).train(
+            model, self.dataset(), params, seed=ctx.seed, device=self.device, reporter=ctx.report, options=self.options,
+        )
         record = getattr(ctx, "set_user_attr", None)
         if callable(record):
-            record(TRAIN_SETTINGS_ATTR, res.settings)
-        metrics = res.metrics()
+            record(TRAIN_SETTINGS_ATTR, settings)
         plan = getattr(ctx, "compression", None)
         if plan is not None:  # the delivered network is the compressed one: its errors are the trial's
             model, metrics = self._compress(model, plan, ctx, metrics)
         keep = getattr(ctx, "keep_model", None)
-        if callable(keep):  # trained in place: the study keeps its weights (keep_models)
+        # trained in place: the study keeps its weights (keep_models); a Keras model off the torch
+        # backend has no state_dict of tensors: none is kept, and the trial records "no model kept"
+        if callable(keep) and callable(getattr(model, "state_dict", None)):
             keep(model)
         return metrics
 
@@ -400,11 +401,16 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     check_objectives_and_constraints(parse_objectives(spec.objective), parse_constraints(spec.constraints))
     if spec.cost_model_file is not None:
         check_cost_model_file(spec.cost_model_file)
-    from hwtune.compress import COMPRESSION_PARAMS, check_compression_space, compression_roles
+    from hwtune.compress import COMPRESSION_PARAMS, compression_roles
+    from hwtune.study._framework import get_framework
 
+    framework = get_framework(spec.framework, "framework")
+    # a keras study measures in Keras unless it names a runtime; a runtime of another framework is refused
+    runtime = spec.runtime if "runtime" in spec.model_fields_set else framework.default_runtime
+    framework.check_runtime(runtime, installed=False)
     names = list(spec.space) if isinstance(spec.space, Mapping) else []
     space = SearchSpace.from_dict(spec.space, default_roles={**compression_roles(names), **family.default_roles(names)})
-    check_compression_space(space, spec.runtime)  # names the param and the fix; before the data is loaded
+    framework.check_space(space, runtime)  # e.g. compression params: names the param and the fix; before the data is loaded
     epochs = space["epochs"] if "epochs" in space else None
     max_epochs = (
         int(epochs.value) if isinstance(epochs, FixedParam) and isinstance(epochs.value, int) and not isinstance(epochs.value, bool)
@@ -435,9 +441,9 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         skip_threshold=spec.skip_threshold,
         cost_model_file=spec.cost_model_file,
         # data_source: what load_model / validation_inputs need to rebuild the network and its data later
-        description={"data": data.describe(), "family": family.name, "data_source": _data_source(spec.data)},
+        description={"data": data.describe(), "family": family.name, "data_source": _data_source(spec.data), **({"framework": framework.name} if framework.name != "torch" else {})},
         keep_models=spec.keep_models,
-        runtime=spec.runtime,
+        runtime=runtime,
         artifacts=spec.artifacts,
         # the cost model learns from what the family computes without training (parameter count,
         # multiply-accumulates, the width feeding the dense layer...), not from the raw params alone
@@ -445,6 +451,6 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
     _DATA_CACHE[(spec.data.model_dump_json(), spec.seed)] = data
-    builder = FamilyBuilder(family.name, data.input_shape, data.num_classes)
-    trainer = ClassifierTrainer(spec.data, spec.seed, study.device, options)
+    builder = FamilyBuilder(family.name, data.input_shape, data.num_classes, framework.name)
+    trainer = ClassifierTrainer(spec.data, spec.seed, study.device, options, framework.name)
     return study, builder, trainer

@@ -80,7 +80,7 @@ def _family_builder(study: Study) -> Any:
             "build_model", f"study {study.name!r} was made through the Python API with its own build_model: hwtune cannot rebuild its networks.",
             "pass it: load_model_for(study, trial, build_model=your_build_model).",
         )
-    return FamilyBuilder(family, tuple(int(s) for s in shape), int(classes))
+    return FamilyBuilder(family, tuple(int(s) for s in shape), int(classes), str(desc.get("framework", "torch")))  # study._framework
 
 
 def _compressed_skeleton(study: Study, model: Any, params: dict[str, Any]) -> Any:

@@ -27,7 +27,6 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from hwtune.compress._plan import compression_plan
 from hwtune.exceptions import ConfigError, TrialFailure
 from hwtune.hardware import (
     DEFAULT_RUNTIME,
@@ -35,9 +34,7 @@ from hwtune.hardware import (
     CPUDevice,
     HardwareReport,
     Measurement,
-    check_runtime,
     parse_device,
-    profile_in_runtime,
 )
 from hwtune.search import make_sampler
 from hwtune.space import (
@@ -55,6 +52,7 @@ from hwtune.study._calibrate import (
 )
 from hwtune.study._compression_check import compression_agreement
 from hwtune.study._dashboard import name_objectives, with_dashboard_attrs
+from hwtune.study._framework import framework_for_runtime
 from hwtune.study._keep import ModelKeeper
 from hwtune.study._measured_network import RemoteCompressedMeter
 from hwtune.study._objective import (
@@ -139,15 +137,9 @@ class _DefaultMeter:
     runtime: str = "torch"  # where the network runs: exported to it first (hardware.profile_in_runtime)
 
     def __call__(self, model: Any, params: dict[str, Any]) -> HardwareReport:
-        import torch
-
         kwargs = {"target_rel_ci": self.rel_ci, "max_time_s": self.max_time_s, "reference_ms": self.reference_ms}
-        plan = compression_plan(params)
-        if plan is not None and plan.int8:  # measured as it runs: the int8 model in ONNX Runtime
-            from hwtune.compress import measure_int8
-
-            return measure_int8(model, torch.zeros(self.shape), self.device, self.metrics, **kwargs)
-        return profile_in_runtime(model, torch.zeros(self.shape), self.device, self.metrics, runtime=self.runtime, **kwargs)
+        # the runtime's framework measures its own networks (study._framework: PyTorch, Keras)
+        return framework_for_runtime(self.runtime).measure(model, params, self.shape, self.device, self.metrics, self.runtime, **kwargs)
 
 
 class Study:
@@ -261,7 +253,7 @@ class Study:
         self.cost_model_file = cost_model_file
         self.cost_features = cost_features
         self.model_keeper = ModelKeeper(keep_models, artifacts, storage)
-        self.runtime = check_runtime(runtime, installed=False)  # installed: checked by default_measure()
+        self.runtime = framework_for_runtime(runtime).check_runtime(runtime, installed=False)  # installed: checked by default_measure()
         self._build_model: BuildModel | None = None  # remembered by optimize(), for load_model_for
         self._optuna: optuna.Study | None = None
         self._measure_cache: dict[str, tuple[int, HardwareReport]] = {}
@@ -415,7 +407,7 @@ class Study:
             )
         if self.input_shape is None:
             raise ConfigError("input_shape", "the default meter needs the shape of one input sample.", "pass input_shape=(C, H, W).")
-        check_runtime(self.runtime, self.device)  # its package is installed (before anything is written)
+        framework_for_runtime(self.runtime).check_runtime(self.runtime, self.device)  # its package is installed (before anything is written)
         # what the study needs, plus what one timing window gives for free and what is cheap to count
         metrics = tuple(m for m in PROFILE_METRICS if m in {*self._hardware_needed, *ALWAYS_MEASURED})
         if getattr(self.device, "kind", None) == "remote":  # measured by an agent, trained here (hardware._remote)
