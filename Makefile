@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml
 	    $(BIN)/python -m pip install -q torch==$(TORCH_CPU_VERSION); \
 	  fi; \
 	fi
-	$(BIN)/python -m pip install -q -e ".[test,onnx,compress,agent,keras]"
+	# keras: pure Python (Keras 3 + h5py, optree, absl-py); its tests run on the torch backend, no TensorFlow
+	$(BIN)/python -m pip install -q -e ".[test,onnx,compress,agent,ray,keras]"
 	touch $(STAMP)
 
 clean:

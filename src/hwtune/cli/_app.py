@@ -126,6 +126,7 @@ def run(
     sampler: Optional[str] = typer.Option(None, help="hwtune | tpe | random (overrides the study file)."),
     seed: Optional[int] = typer.Option(None, help="Seed of proposals and training (overrides the study file)."),
     workers: int = typer.Option(1, min=1, help="Worker processes sharing the study through the storage."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the trials on Ray: auto (the cluster `ray start` began here), ADDRESS (ray://host:10001), or local (start one here); pip install 'hwtune[ray]'."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run (or resume) a hardware-constrained network search and print the best feasible network.
@@ -135,7 +136,7 @@ def run(
     """
     try:
         with _CtrlC() as ctrl_c:
-            _run_study(study_file, storage, name, trials, trained, minutes, sampler, seed, workers, quiet, ctrl_c)
+            _run_study(study_file, storage, name, trials, trained, minutes, sampler, seed, workers, quiet, ctrl_c, ray)
     except ConfigError as e:
         _fail(e)
     except KeyboardInterrupt as e:
@@ -146,6 +147,7 @@ def run(
 def _run_study(
     study_file: Optional[Path], storage: Optional[str], name: Optional[str], trials: Optional[int], trained: Optional[int],
     minutes: Optional[float], sampler: Optional[str], seed: Optional[int], workers: int, quiet: bool, ctrl_c: _CtrlC,
+    ray: Optional[str] = None,
 ) -> None:
     """``hwtune run`` inside its Ctrl-C handling; a ``KeyboardInterrupt`` carries the study out as ``__study__``."""
     import optuna
@@ -166,7 +168,12 @@ def _run_study(
         if budget.minutes is not None and not (0 < budget.minutes < float("inf")):  # NaN too
             raise ConfigError("budget.minutes", f"must be a positive number, got {budget.minutes}.", "give e.g. --minutes 2.5.")
         study, build, train = study_from_file(spec, storage=storage, name=name)
-        calibration = study.calibrate(build)  # a relative limit (latency_ms <= q40): measured once, stored
+        if ray is not None:  # --ray ADDRESS: the study file's executor settings, on that cluster
+            from hwtune.study._ray_executor import executor_from_spec
+
+            study.executor = executor_from_spec(spec.executor, address=ray)  # type: ignore[attr-defined]
+        # a relative limit (latency_ms <= q40): measured once, stored; on Ray the executor measures it on the device
+        calibration = study.calibrate(build) if getattr(study, "executor", None) is None else None
         if calibration is not None and not quiet:
             err.print(Text(calibration.describe()), highlight=False, soft_wrap=True)
         # failed trials are counted live and explained in the summary (tracebacks are stored with them)

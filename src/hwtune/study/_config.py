@@ -90,6 +90,7 @@ class StudyFile(_Strict):
     runtime: Literal["torch", "torchscript", "onnxruntime", "keras"] = "onnxruntime"  # hardware.DEFAULT_RUNTIME; a keras study's default: keras
     framework: Literal["torch", "keras"] = "torch"  # study._framework: who builds, measures and trains the networks
     artifacts: str | None = None
+    executor: str | dict[str, Any] | None = None  # local (default) or ray: study._ray_executor.executor_from_spec
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -450,6 +451,10 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes) if family.cost_features else None,
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
+    if spec.executor is not None:  # issue 16: `executor: ray` (checked now; Ray is imported when the study runs)
+        from hwtune.study._ray_executor import executor_from_spec
+
+        study.executor = executor_from_spec(spec.executor)  # type: ignore[attr-defined]
     _DATA_CACHE[(spec.data.model_dump_json(), spec.seed)] = data
     builder = FamilyBuilder(family.name, data.input_shape, data.num_classes, framework.name)
     trainer = ClassifierTrainer(spec.data, spec.seed, study.device, options, framework.name)

@@ -472,6 +472,11 @@ class Study:
         check_workers(self.storage_url, n_workers)  # before anything is measured or written
         self._build_model = build_model
         measure = with_reference_speed(self, measure or self.default_measure())  # latencies at the stored speed
+        executor = getattr(self, "executor", None)  # issue 16: `executor: ray` (study._ray_executor) runs trials as Ray tasks
+        if executor is not None:
+            if n_workers > 1:
+                raise ConfigError("workers", "an executor runs the study's trials in parallel itself.", "drop --workers (or n_workers), or the executor.")
+            return executor.optimize(self, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
         self.calibrate(build_model, measure)  # relative limits -> absolute, before any trial (stored ones reused)
         if n_workers > 1:
             if self.storage_url is None:
@@ -511,8 +516,13 @@ class Study:
         timeout: float | None,
         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
         reserve_lock: Any = None,
+        n_jobs: int = 1,
+        on_open: Callable[[optuna.Study], None] | None = None,
+        catch: tuple[type[BaseException], ...] = (),
     ) -> None:
         study = self.open(worker)
+        if on_open is not None:  # an executor's hook (study._ray_executor: batch proposals, thread-safe cost model)
+            on_open(study)
         self.model_keeper.tidy(self)  # weights left by a trial that never ended trained
         if self._budget_reached(n_trials, n_trained):
             return
@@ -543,9 +553,10 @@ class Study:
                 study.optimize(
                     self._objective(build_model, train_and_evaluate, measure),
                     timeout=timeout,
-                    catch=(TrialFailure,),
+                    catch=(TrialFailure, *catch),  # type: ignore[arg-type]
                     callbacks=[stop_when_done, lambda st, t: self.model_keeper.tidy(self), *callbacks, *([measure.after_trial] if hasattr(measure, "after_trial") else [])],  # a remote meter stops a study its agent fails
                     gc_after_trial=False,
+                    n_jobs=n_jobs,  # an executor's trials in flight, each waiting on its remote tasks
                 )
         except _BudgetReached:
             pass
