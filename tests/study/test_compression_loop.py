@@ -94,3 +94,18 @@ def test_int8_needs_the_onnxruntime_runtime(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         study_from_file(parse_study_file(s))
     assert e.value.field == "runtime" and "onnxruntime" in str(e.value.fix)
+
+
+def test_a_study_that_may_quantize_gives_its_cost_model_what_int8_changes(tmp_path: Path) -> None:
+    import pickle
+
+    from hwtune.train import FamilyCostFeatures
+
+    study, _, _ = study_from_file(parse_study_file(_spec(tmp_path, quantize={"type": "categorical", "choices": ["none", "int8"]})))
+    feats = study.cost_features
+    assert feats.int8 and pickle.loads(pickle.dumps(feats)).int8
+    p = {"conv_layers": 1, "filters_0": 24, "dense_units": 32}
+    f32, q8 = feats({**p, "quantize": "none"}), feats({**p, "quantize": "int8"})
+    assert f32["int8_layers"] == 0 and f32["int8_macs"] == 0
+    assert q8["int8_layers"] == 2 and q8["int8_macs"] == q8["macs"] > 0  # one conv layer and the dense part
+    assert "int8_layers" not in FamilyCostFeatures("cnn", (1, 8, 8), 10)(p)  # studies without int8: unchanged

@@ -380,6 +380,14 @@ def _data_source(data: DataSpec) -> dict[str, Any]:
     return {"name": data.name, "path": path, "options": dict(data.options)}
 
 
+def _may_quantize(space: Any) -> bool:
+    """Whether a trial of ``space`` may be quantized to int8 (its cost features then describe int8)."""
+    if "quantize" not in space:
+        return False
+    p = space["quantize"]
+    return "int8" in (list(getattr(p, "choices", ())) + [getattr(p, "value", None)])
+
+
 def study_from_file(spec: StudyFile, storage: str | None = None, name: str | None = None) -> tuple[Study, FamilyBuilder, ClassifierTrainer]:
     """Build the study and its callables, validating data, family and space (nothing is written)."""
     from hwtune.search import make_pruner
@@ -448,7 +456,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         artifacts=spec.artifacts,
         # the cost model learns from what the family computes without training (parameter count,
         # multiply-accumulates, the width feeding the dense layer...), not from the raw params alone
-        cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes) if family.cost_features else None,
+        cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes, int8=_may_quantize(space)) if family.cost_features else None,
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
     if spec.executor is not None:  # issue 16: `executor: ray` (checked now; Ray is imported when the study runs)

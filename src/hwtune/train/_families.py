@@ -263,11 +263,17 @@ class FamilyCostFeatures:
         family: a name of :data:`hwtune.train.FAMILIES` with cost features.
         input_shape: shape of one input sample (no batch dimension).
         num_classes: outputs of the classifier.
+        int8: the study may quantize to int8 (``quantize`` in its space): two more features describe
+            what int8 changes, so that a cost model that adds up costs can learn it — ``int8_layers``
+            (layers that quantize and dequantize their activations: a fixed cost per call, which makes
+            small networks *slower* in int8) and ``int8_macs`` (the multiply-accumulates run in int8
+            kernels: cheaper per MAC); both 0 for a float network.
     """
 
     family: str
     input_shape: tuple[int, ...]
     num_classes: int
+    int8: bool = False
     _fn: Callable[[Mapping[str, Any], tuple[int, ...], int], dict[str, float]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -280,10 +286,15 @@ class FamilyCostFeatures:
         fam.cost_features({}, self.input_shape, self.num_classes)  # a wrong input shape fails here, not in the sampler
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
-        return self._fn(pruned_widths(self.family, params), self.input_shape, self.num_classes)
+        out = self._fn(pruned_widths(self.family, params), self.input_shape, self.num_classes)
+        if self.int8:
+            q = params.get("quantize") == "int8"
+            layers = sum(v for k, v in out.items() if k in ("conv_layers", "hidden_layers", "conv_edges", "cells")) + 1
+            out = {**out, "int8_layers": float(layers) if q else 0.0, "int8_macs": float(out.get("macs", 0.0)) if q else 0.0}
+        return out
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FamilyCostFeatures, (self.family, self.input_shape, self.num_classes))
+        return (FamilyCostFeatures, (self.family, self.input_shape, self.num_classes, self.int8))
 
     @property
     def __name__(self) -> str:  # the label a Featurizer stores with its models (``derived_name``)
