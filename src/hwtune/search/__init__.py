@@ -12,6 +12,7 @@ __all__ = [
     "make_sampler",
     "HwSampler",
     "PROPOSAL_ATTR",
+    "publish_proposal",
     "PRUNERS",
     "make_pruner",
     "CostAwarePruner",
@@ -22,7 +23,7 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # hwtune's sampler loads on first use (it imports SciPy's optimizers)
-    if name in ("HwSampler", "PROPOSAL_ATTR"):
+    if name in ("HwSampler", "PROPOSAL_ATTR", "publish_proposal"):
         from hwtune.search import _hwsampler
 
         return getattr(_hwsampler, name)

@@ -45,7 +45,25 @@ from hwtune.space import Constraint, Objective, SearchSpace, parse_constraints, 
 from hwtune.space._candidates import space_from_distributions
 from hwtune.vocabulary import CONFIG_ATTR, PROPOSAL_ATTR
 
-__all__ = ["HwSampler", "PROPOSAL_ATTR"]
+__all__ = ["HwSampler", "PROPOSAL_ATTR", "publish_proposal"]
+
+
+def publish_proposal(study: Study, trial: FrozenTrial, prop: dict[str, Any], search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """Store ``prop`` with ``trial`` (``hwtune:proposal``: other workers see it pending; best effort, e.g.
+    on a read-only storage) and return the part of it ``search_space`` holds (Optuna's relative params)."""
+    try:
+        study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, json.dumps(prop, default=str))
+    except Exception:  # noqa: BLE001
+        pass
+    out = {}
+    for name, dist in search_space.items():
+        if name in prop:
+            try:
+                if dist._contains(dist.to_internal_repr(prop[name])):
+                    out[name] = prop[name]
+            except (ValueError, TypeError):
+                pass
+    return out
 
 
 class HwSampler(BaseSampler):
@@ -155,19 +173,8 @@ class HwSampler(BaseSampler):
         prop = props[0] if props else {}
         if self.last_info:
             self.history.append({"trial": trial.number, **self.last_info[0]})
-        try:  # other workers see the pending proposal (best effort: e.g. read-only storages)
-            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, json.dumps(prop, default=str))
-        except Exception:  # noqa: BLE001
-            pass
+        out = publish_proposal(study, trial, prop, search_space)
         self.proposal_seconds.append(time.perf_counter() - t0)
-        out = {}
-        for name, dist in search_space.items():
-            if name in prop:
-                try:
-                    if dist._contains(dist.to_internal_repr(prop[name])):
-                        out[name] = prop[name]
-                except (ValueError, TypeError):
-                    pass
         return out
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:

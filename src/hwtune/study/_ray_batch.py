@@ -13,8 +13,6 @@ trial (``hwtune:retry_of``) keeps its params: nothing is proposed for it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -24,7 +22,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from hwtune.vocabulary import PROPOSAL_ATTR, WORKER_ATTR
+from hwtune.search._hwsampler import publish_proposal
+from hwtune.vocabulary import WORKER_ATTR
 
 __all__ = ["BatchSampler", "LockedCostModels"]
 
@@ -65,17 +64,7 @@ class BatchSampler(BaseSampler):
             return self.inner.sample_relative(study, trial, search_space)
         with self._lock:
             prop = self._next(study, trial)
-        with contextlib.suppress(Exception):  # other processes see the pending proposal (best effort, as HwSampler stores it)
-            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, json.dumps(prop, default=str))
-        out = {}
-        for name, dist in search_space.items():
-            if name in prop:
-                try:
-                    if dist._contains(dist.to_internal_repr(prop[name])):
-                        out[name] = prop[name]
-                except (ValueError, TypeError):
-                    pass
-        return out
+        return publish_proposal(study, trial, prop, search_space)  # other processes see it pending, as HwSampler's
 
     def sample_independent(self, study: Any, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         return self.inner.sample_independent(study, trial, param_name, param_distribution)
