@@ -19,7 +19,7 @@ def test_run_default_study_small_budget_prints_best_feasible(tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     assert "Study digits-cnn" in result.output
     assert "(q40 on this device)" in result.output  # the calibrated limit, e.g. "latency_ms <= 0.53 (q40 on this device)"
-    assert "optuna-dashboard sqlite:///" in result.output
+    assert "hwtune report digits-cnn --storage sqlite:///" in result.output and "hwtune dashboard --storage sqlite:///" in result.output
     assert (tmp_path / "h.db").exists()
 
 

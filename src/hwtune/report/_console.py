@@ -107,8 +107,10 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
-    console.print(Text.assemble("Stored in ", (summary.storage, "bold"), f" (study '{summary.name}'). Browse it with:"), soft_wrap=True)
-    console.print(Text(f"  optuna-dashboard {summary.storage}"), soft_wrap=True, highlight=False)
+    console.print(Text.assemble("Stored in ", (summary.storage, "bold"), f" (study '{summary.name}'). See it with:"), soft_wrap=True)
+    console.print(Text(f"  hwtune report {summary.name} --storage {summary.storage} --out report.html   # every figure, one offline file"),
+                  soft_wrap=True, highlight=False)
+    console.print(Text(f"  hwtune dashboard --storage {summary.storage}   # optuna-dashboard, with hwtune's constraints"), soft_wrap=True, highlight=False)
 
 
 def _print_record(rec: "TrialRecord", summary: "StudySummary", console: Console, title: str) -> None:
