@@ -109,3 +109,12 @@ def test_a_study_that_may_quantize_gives_its_cost_model_what_int8_changes(tmp_pa
     assert f32["int8_layers"] == 0 and f32["int8_macs"] == 0
     assert q8["int8_layers"] == 2 and q8["int8_macs"] == q8["macs"] > 0  # one conv layer and the dense part
     assert "int8_layers" not in FamilyCostFeatures("cnn", (1, 8, 8), 10)(p)  # studies without int8: unchanged
+
+
+def test_hwtune_costmodel_evaluate_uses_the_int8_features_of_a_study_that_may_quantize(tmp_path: Path) -> None:
+    from hwtune.cli._costmodel_cmd import family_cost_features
+
+    study, _, _ = study_from_file(parse_study_file(_spec(tmp_path, quantize={"type": "categorical", "choices": ["none", "int8"]})))
+    assert family_cost_features(study.definition()).int8
+    plain, _, _ = study_from_file(parse_study_file(_spec(tmp_path)))
+    assert not family_cost_features(plain.definition()).int8

@@ -125,7 +125,10 @@ def family_cost_features(config: Mapping[str, Any]) -> DerivedFn | None:
     family = FAMILIES.get(desc["family"])
     if family is None or family.cost_features is None:
         return None
-    return FamilyCostFeatures(family.name, tuple(int(s) for s in shape), int(classes))
+    q = (config.get("space") or {}).get("quantize") if isinstance(config.get("space"), Mapping) else None
+    int8 = isinstance(q, Mapping) and ("int8" in (q.get("choices") or []) or q.get("value") == "int8")
+    # a study that may quantize had the int8 features too (study._config._may_quantize)
+    return FamilyCostFeatures(family.name, tuple(int(s) for s in shape), int(classes), int8=bool(int8))
 
 
 def study_derived(spec: str | None, config: Mapping[str, Any]) -> tuple[DerivedFn | None, str]:
