@@ -101,9 +101,9 @@ class Framework(ABC):
         """A network written by :meth:`save`, loaded without running code from the file."""
         raise ConfigError("format", f"framework {self.name} does not load saved networks.", "export with another format.")
 
+    @abstractmethod
     def predict(self, model: Any, x: Any) -> Any:
         """Outputs (numpy) of ``model`` on inputs ``x`` (numpy, batch first), in inference mode."""
-        raise NotImplementedError
 
 
 def get_framework(name: Any, field: str = "framework") -> Framework:
