@@ -116,7 +116,7 @@ def main() -> None:
                 run[kind] = {"front": front(st), "counts": st.counts(), "seconds": round(time.time() - t0, 1)}
                 print(f"seed {seed} {kind}: {st.counts()} in {run[kind]['seconds']} s", flush=True)
             run["comparison"] = compare(run["plain"]["front"], run["compressed"]["front"])
-            run["before_vs_after"] = compression_agreement(studies["compressed"].optuna_study.get_trials(deepcopy=False), ["latency_ms", "size_mb", "params"])
+            run["before_vs_after"] = compression_agreement(studies["compressed"].records(), ["latency_ms", "size_mb", "params"])
             results["runs"].append(run)
     results["load_average"] = {"before": load0, "after": os.getloadavg()}
     for run in results["runs"]:

@@ -8,43 +8,39 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from hwtune.vocabulary import read_trial
-
 __all__ = ["CHECKED_METRICS", "compression_agreement"]
 
 CHECKED_METRICS: tuple[str, ...] = ("latency_ms", "size_mb", "params", "energy_mj", "peak_mem_mb")
 
 
-def _value(d: Any) -> float | None:
-    v = d.get("value") if isinstance(d, dict) else None
+def _value(m: Any) -> float | None:
+    v = getattr(m, "value", None)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def _inside(before: dict[str, Any], after: float) -> bool | None:
-    lo, hi = before.get("ci_low"), before.get("ci_high")
+def _inside(before: Any, after: float) -> bool | None:
+    lo, hi = before.ci_low, before.ci_high
     if not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)):
         return None
     return float(lo) <= after <= float(hi)
 
 
-def compression_agreement(trials: Iterable[Any], metrics: Iterable[str] = CHECKED_METRICS) -> dict[str, dict[str, Any]]:
-    """Per metric, over trained trials that carry both measurements (Optuna ``FrozenTrial``s):
+def compression_agreement(records: Iterable[Any], metrics: Iterable[str] = CHECKED_METRICS) -> dict[str, dict[str, Any]]:
+    """Per metric, over trained trials that carry both measurements (``TrialRecord``s, ``Study.records()``):
     ``n``, ``spearman`` (rank correlation; ``None`` under 3 pairs or constant values), ``median_rel_diff``
     ((after - before) / before, median), ``max_abs_rel_diff`` and its ``worst_trial``, ``inside_interval``
     (share of after-values inside the before-measurement's interval, where it has one), the sources.
     Metrics with no pair are left out; an empty dict when the study compresses nothing."""
     pairs: dict[str, list[tuple[int, float, float, bool | None, str, str]]] = {m: [] for m in metrics}
-    for t in trials:
-        s = read_trial(t)
-        if s.status != "trained" or not s.final_hardware:
+    for r in records:
+        if r.status != "trained" or not r.final_hardware:
             continue
         for m in pairs:
-            b, a = s.hardware.get(m), s.final_hardware.get(m)
+            b, a = r.hardware.get(m), r.final_hardware.get(m)
             vb, va = _value(b), _value(a)
             if vb is None or va is None or vb == 0:
                 continue
-            assert isinstance(b, dict) and isinstance(a, dict)
-            pairs[m].append((s.number, vb, va, _inside(b, va), str(b.get("source", "")), str(a.get("source", ""))))
+            pairs[m].append((r.number, vb, va, _inside(b, va), str(b.source), str(a.source)))
     out: dict[str, dict[str, Any]] = {}
     for m, ps in pairs.items():
         if not ps:

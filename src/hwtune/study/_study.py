@@ -593,4 +593,4 @@ class Study:
             counts[r.status] = counts.get(r.status, 0) + 1
         return StudySummary(self.name, safe_url(self.storage_url) if self.storage_url else "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
                             models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference),
-                            compression_check=compression_agreement(self.optuna_study.get_trials(deepcopy=False)))
+                            compression_check=compression_agreement(recs))
