@@ -16,6 +16,18 @@ Two parts, both on one CPU thread (``cpu:1``), batch 1:
    and ``framework: keras``. Reported: best feasible validation error (and its test error), trained /
    over-budget / predicted-over-budget counts, wall time.
 
+3. **TFLite** (``--tflite``, needs ``KERAS_BACKEND=tensorflow`` and TensorFlow): ``--tflite-archs``
+   architectures (the first of part 1's draw) trained one epoch with Keras on the MNIST subset, then
+   exported as float TFLite and full-integer int8 TFLite (``hwtune.keras._tflite``, calibrated on 256
+   training inputs), each measured at batch 1 and 64 on one thread: Keras on TensorFlow (the study's
+   meter: ``tf.function`` with XLA), and the two files in the TFLite interpreter (``invoke`` timed).
+   Ratios Keras-TF / TFLite float / TFLite int8, and the validation error of the float network and of
+   the int8 file on the whole validation split (3000 images).
+
+   KERAS_BACKEND=tensorflow TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
+     python benchmarks/keras_vs_torch.py --tflite --tflite-archs 4 --train-subset 6000 \
+       --out benchmarks/results/keras_tflite.json
+
 Prints Markdown tables and writes the numbers to ``--out``.
 """
 
@@ -93,6 +105,60 @@ def latency_ratios(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def tflite_ratios(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Part 3: Keras on TensorFlow vs TFLite float vs TFLite int8, batch 1 and 64, one thread."""
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from hwtune.hardware import parse_device
+    from hwtune.keras._tflite import export_tflite, profile_tflite, verify_tflite
+    from hwtune.study._framework import get_framework
+    from hwtune.train import load_dataset
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    device = parse_device("cpu:1")
+    fw = get_framework("keras")
+    data = load_dataset("mnist", str(args.data), seed=args.seed, train_subset=args.train_subset, val_size=3000)
+    batches = [1, 64]
+    kw = {"max_time_s": args.max_time, "target_rel_ci": 0.03, "batch_sizes": batches}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hwtune-kvt-tflite-") as tmp:
+        for i, arch in enumerate(_architectures(args.arch_samples, args.seed)[: args.tflite_archs]):
+            p = {**arch, "lr": 0.05, "momentum": 0.9, "batch_size": 64, "epochs": 1}
+            model = fw.build("cnn", p, (1, 28, 28), 10)
+            outcome = fw.train(model, data, p, seed=args.seed, device=device, reporter=None)
+            t0 = time.perf_counter()
+            f = export_tflite(model, Path(tmp) / f"a{i}.tflite", (1, 28, 28))
+            t1 = time.perf_counter()
+            q = export_tflite(model, Path(tmp) / f"a{i}_int8.tflite", (1, 28, 28), int8=True, calibration=data.x_train)
+            t2 = time.perf_counter()
+            row: dict[str, Any] = {"params": arch, "error_keras_training": outcome[0].get("error"),
+                                   "convert_s": {"tflite": round(t1 - t0, 2), "tflite-int8": round(t2 - t1, 2)},
+                                   "bytes": {"tflite": f.stat().st_size, "tflite-int8": q.stat().st_size}}
+            vf = verify_tflite(model, f, False, data.x_val, data.y_val, tolerance=1e-4)
+            vq = verify_tflite(model, q, True, data.x_val, data.y_val, tolerance=1e-4, validation=(data.x_val, data.y_val))
+            row["verify_float"] = {k: vf.get(k) for k in ("max_abs_diff", "argmax_agreement", "error_pytorch", "error_exported", "passed")}
+            row["verify_int8"] = {k: vq.get(k) for k in ("max_abs_diff", "argmax_agreement", "error_pytorch", "error_exported", "error_rise", "passed")}
+            reps = {
+                "keras-tf": fw.measure(model, p, (1, 1, 28, 28), device, ("latency_ms",), "keras", **kw),
+                "tflite": profile_tflite(f, np.zeros((1, 1, 28, 28), "float32"), device, ("latency_ms",), **kw),
+                "tflite-int8": profile_tflite(q, np.zeros((1, 1, 28, 28), "float32"), device, ("latency_ms",), **kw),
+            }
+            for label, rep in reps.items():
+                row[label] = {b: {"ms": rep.batches[b]["latency_ms"].value, "ci": [rep.batches[b]["latency_ms"].ci_low, rep.batches[b]["latency_ms"].ci_high],
+                                  "source": rep.batches[b]["latency_ms"].source} for b in batches}
+            for b in batches:
+                row[f"keras_tf_over_tflite_b{b}"] = row["keras-tf"][b]["ms"] / row["tflite"][b]["ms"]
+                row[f"tflite_over_int8_b{b}"] = row["tflite"][b]["ms"] / row["tflite-int8"][b]["ms"]
+            rows.append(row)
+            print(f"  {arch}: " + "; ".join(f"b{b}: keras-tf {row['keras-tf'][b]['ms']:.3f} / tflite {row['tflite'][b]['ms']:.3f} / int8 {row['tflite-int8'][b]['ms']:.3f} ms" for b in batches)
+                  + f"; val error float {vq['error_pytorch']:.4f} int8 {vq['error_exported']:.4f}; load {os.getloadavg()[0]:.1f}", flush=True)
+    return rows
+
+
 def run_study(framework: str, args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
@@ -125,6 +191,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--skip-studies", action="store_true")
+    ap.add_argument("--tflite", action="store_true", help="part 3 only: Keras-TF vs TFLite float vs int8 (KERAS_BACKEND=tensorflow)")
+    ap.add_argument("--tflite-archs", type=int, default=4)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "keras_vs_torch.json")
     args = ap.parse_args()
 
@@ -134,6 +202,18 @@ def main() -> None:
     import torch
 
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if args.tflite:
+        print(f"# keras {keras.__version__} (backend {keras.backend.backend()}), {platform.processor() or platform.machine()}, load {os.getloadavg()}")
+        load_start = os.getloadavg()
+        trows = tflite_ratios(args)
+        summary = {k: statistics.median(r[k] for r in trows) for k in trows[0] if k.startswith(("keras_tf_over", "tflite_over"))}
+        print("medians:", {k: round(v, 2) for k, v in summary.items()})
+        out = {"date": started, "command": " ".join(sys.argv), "keras": keras.__version__, "backend": keras.backend.backend(),
+               "load_start": load_start, "load_end": os.getloadavg(), "tflite": trows, "medians": summary}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1, default=str))
+        print(f"written {args.out}")
+        return
     print(f"# keras {keras.__version__} (backend {keras.backend.backend()}), torch {torch.__version__}, {platform.processor() or platform.machine()}, load {os.getloadavg()}")
     print("## latency of the same architectures (cpu:1, batch 1)")
     rows = latency_ratios(args)

@@ -3,6 +3,7 @@ it as ``.keras`` through the same export command as PyTorch models."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -110,3 +111,53 @@ def test_hwtune_export_writes_the_keras_file(study, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["models"][0]["format"] == "keras" and manifest["study"]["runtime"] == "keras"
+
+
+def test_a_tflite_export_without_tensorflow_says_so_before_writing_anything(study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwtune.keras import _tflite
+
+    monkeypatch.setattr(_tflite, "tensorflow_available", lambda: False)
+    for fmt in ("tflite", "tflite-int8"):
+        with pytest.raises(ConfigError) as e:
+            export(study, format=fmt, out=tmp_path / fmt, remeasure=False)
+        assert e.value.field == "format" and "tensorflow-cpu" in (e.value.fix or "")
+        assert not (tmp_path / fmt).exists()
+
+
+def test_hwtune_export_without_tensorflow_exits_2_naming_format(study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwtune.keras import _tflite
+
+    monkeypatch.setattr(_tflite, "tensorflow_available", lambda: False)
+    app = typer.Typer()
+    app.command("export")(export_command)
+
+    @app.callback()
+    def _root() -> None:
+        """test app"""
+
+    res = CliRunner().invoke(app, ["export", study.name, "--storage", study.storage_url, "--format", "tflite-int8", "--out", str(tmp_path / "x"), "--no-measure"])
+    assert res.exit_code == 2 and "error --format" in res.output and "pip install tensorflow-cpu" in res.output, res.output
+
+
+_NO_TF = importlib.util.find_spec("tensorflow") is None
+
+
+@TORCH_ONLY
+@pytest.mark.skipif(_NO_TF, reason="TensorFlow is not installed (pip install tensorflow-cpu): TFLite conversion needs it")
+def test_the_best_model_exports_as_tflite_float_and_int8_verified_and_timed_in_the_interpreter(study, tmp_path: Path) -> None:
+    _, y = validation_data(study)
+    for fmt, label in (("tflite", "tflite"), ("tflite-int8", "tflite-int8")):
+        manifest = export(study, format=fmt, out=tmp_path / fmt, latency_max_time_s=0.2, latency_rel_ci=0.3)
+        (m,) = manifest["models"]
+        assert m["file"].endswith(".tflite") and (tmp_path / fmt / m["file"]).is_file() and m["format"] == fmt
+        v = m["verification"]
+        assert v["passed"], v
+        if fmt == "tflite":
+            assert v["max_abs_diff"] <= v["tolerance"] and v["argmax_agreement"] == 1.0 and v["error_exported"] == v["error_pytorch"]
+        else:  # int8: its error on the whole validation split, next to the float network's
+            assert v["kind"] == "int8" and v["n_inputs"] == len(y) and v["error_rise"] <= 0.01
+            assert v["error_pytorch"] == pytest.approx(m["metrics"]["error"]["value"], abs=1e-6)
+        lat = m["exported"]["latency_ms"]
+        assert lat["source"].startswith("measured:timer") and lat["source"].endswith(f"[{label}]") and m["exported"]["runtime"] == label
+        assert lat["study_source"].endswith("[keras-torch]") and lat["value"] != lat["study_value"]  # measured, not copied
+        assert "this file runs in " + label in lat["comparison"]

@@ -36,7 +36,7 @@ def _lines(manifest: dict[str, Any], out: Path) -> list[str]:
         verdict = "verified" if v.get("passed") else "VERIFICATION FAILED"
         err = ""
         if "error_pytorch" in v:
-            trained = "Keras" if m.get("format") == "keras" else "PyTorch"  # the trained network's framework
+            trained = "Keras" if m.get("format") in ("keras", "tflite", "tflite-int8") else "PyTorch"  # the trained network's framework
             err = f"; error on them {v['error_pytorch']:.4f} ({trained}) / {v['error_exported']:.4f} (exported)"
         lines.append(
             f"trial {m['trial']} -> {out / m['file']}{tag if m.get('pareto') else ''}: {verdict} on {v['n_inputs']} {v['inputs']} inputs "
@@ -61,7 +61,7 @@ def export_command(
     trial: Annotated[list[int] | None, typer.Option("--trial", help="Export this trial (repeatable).")] = None,
     best: Annotated[bool, typer.Option("--best", help="Export the best feasible trained trial (the default).")] = False,
     pareto: Annotated[bool, typer.Option("--pareto", help="Export the feasible Pareto front (a bundle for hwtune deploy).")] = False,
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx (ONNX Runtime, dynamic batch) or torchscript (traced); keras (.keras) for a study of framework keras.")] = "onnx",
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx (ONNX Runtime, dynamic batch) or torchscript (traced); for a study of framework keras: keras (.keras), tflite (float) or tflite-int8 (full-integer int8, calibrated on training inputs; both need TensorFlow).")] = "onnx",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model files and manifest.json (created).")] = ...,  # type: ignore[assignment]
     n_inputs: Annotated[int, typer.Option("--n-inputs", min=1, help="Validation inputs the verification compares outputs on.")] = 256,
     no_measure: Annotated[bool, typer.Option("--no-measure", help="Skip re-measuring each exported file's latency.")] = False,
@@ -85,8 +85,8 @@ def export_command(
     logging.getLogger("hwtune.hardware").setLevel(logging.ERROR)
     try:
         which = _which(trial, best, pareto)
-        if format not in ("onnx", "torchscript", "keras"):
-            raise ConfigError("--format", f"unknown format {format!r}.", "use onnx or torchscript (keras for a study of framework keras).")
+        if format not in ("onnx", "torchscript", "keras", "tflite", "tflite-int8"):
+            raise ConfigError("--format", f"unknown format {format!r}.", "use onnx or torchscript (keras, tflite or tflite-int8 for a study of framework keras).")
         st = stored_study(study, storage, study_field="STUDY", storage_field="--storage")
         manifest = export(
             st, trials=which, format=format, out=out, n_inputs=n_inputs, remeasure=not no_measure,

@@ -41,9 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "compare_latency", "export", "export_file", "remeasure_latency", "select_trials", "verify_export"]
 
-FORMATS = ("onnx", "torchscript", "keras")
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "torchscript": "torchscript", "keras": "keras"}
-_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "keras": ".keras"}
+FORMATS = ("onnx", "torchscript", "keras", "tflite", "tflite-int8")
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "torchscript": "torchscript", "keras": "keras", "tflite": "tflite", "tflite-int8": "tflite-int8"}
+_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "keras": ".keras", "tflite": ".tflite", "tflite-int8": "_int8.tflite"}
+_KERAS_FORMATS = ("keras", "tflite", "tflite-int8")  # a Keras study's (its adapter writes them: hwtune.keras)
 TOLERANCE = 1e-4
 """Largest absolute output difference (relative to the outputs' scale, at least 1) a verified export may show."""
 
@@ -163,6 +164,11 @@ def remeasure_latency(
     kwargs: dict[str, Any] = {"target_rel_ci": rel_ci, "max_time_s": max_time_s}
     if reference_ms is not None:
         kwargs["reference_ms"] = reference_ms
+    if Path(path).suffix == ".tflite":  # in the TFLite interpreter, timed by profile (hwtune.keras._tflite)
+        from hwtune.study._framework import get_framework
+
+        rep = get_framework("keras").measure_file(path, (batch_size, *input_shape), device, **kwargs)  # type: ignore[attr-defined]
+        return rep["latency_ms"], rep.device
     if Path(path).suffix == ".keras":  # measured by its framework, as the study measured it
         from hwtune.study._framework import get_framework
 
@@ -283,7 +289,8 @@ def export(
         study: a :class:`~hwtune.study.Study`, or the name of a stored one (``None``: the only study in ``storage``).
         trials: ``"best"``, ``"pareto"``, a trial number or a list of them (each needs kept weights).
         format: ``"onnx"`` (ONNX Runtime, dynamic batch) or ``"torchscript"`` (traced); ``"keras"``
-            (a ``.keras`` file) for a study of framework keras.
+            (a ``.keras`` file), ``"tflite"`` or ``"tflite-int8"`` (full-integer int8 calibrated on the
+            training split; both need TensorFlow, measured in the TFLite interpreter) for a study of framework keras.
         out: the folder to write ``trial_<n>.onnx`` / ``.pt`` and ``manifest.json`` to (created).
         storage: the storage of a study given by name (default ``sqlite:///hwtune.db``).
         n_inputs: validation inputs the verification runs on.
@@ -335,9 +342,11 @@ def export(
     from hwtune.study._framework import framework_for_runtime
 
     framework = framework_for_runtime(study_runtime)  # whose networks the study holds
-    if (fmt == "keras") != (framework.name == "keras"):
-        raise ConfigError("format", f"study {st.name!r} holds {framework.name} networks; format {fmt} is for {'keras' if fmt == 'keras' else 'torch'} ones.",
-                          "export a keras study with format keras (--format keras), a torch study with onnx or torchscript.")
+    if (fmt in _KERAS_FORMATS) != (framework.name == "keras"):
+        raise ConfigError("format", f"study {st.name!r} holds {framework.name} networks; format {fmt} is for {'keras' if fmt in _KERAS_FORMATS else 'torch'} ones.",
+                          "export a keras study with format keras, tflite or tflite-int8 (--format tflite), a torch study with onnx or torchscript.")
+    if fmt in _KERAS_FORMATS:
+        framework.check_export(fmt)  # type: ignore[attr-defined]  # TFLite needs TensorFlow: said before anything is written
     by_number = {t.number: t for t in st.optuna_study.get_trials(deepcopy=False)}
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
@@ -358,6 +367,9 @@ def export(
             path = export_int8(model, torch.from_numpy(x[:1]), folder, n, st, calibration)
         elif fmt == "keras":  # as its framework ships it (study._framework)
             path = framework.save(model, folder / f"trial_{n}{_SUFFIX[fmt]}")
+        elif fmt in _KERAS_FORMATS:  # TFLite, float or int8 calibrated on the training split (hwtune.keras._tflite)
+            path = framework.export_file(model, fmt, folder / f"trial_{n}{_SUFFIX[fmt]}", tuple(st.input_shape),  # type: ignore[attr-defined]
+                                         calibration=_training_inputs(st, calibration) if fmt == "tflite-int8" else None)
         else:
             path = export_file(model, torch.from_numpy(x[:1]), folder, n, fmt, exporter=exporter)
         export_s = time.perf_counter() - t0
@@ -368,7 +380,9 @@ def export(
             "params": dict(stored.params),
             "pareto": n in front,
             "metrics": _metrics(stored),
-            "verification": verify_int8(model, path, st, stored, x, labels) if int8 else verify_saved(framework, model, path, x, labels) if fmt == "keras" else verify_export(model, path, fmt, x, labels),
+            "verification": verify_int8(model, path, st, stored, x, labels) if int8 else verify_saved(framework, model, path, x, labels) if fmt == "keras"
+            else framework.verify_file(model, path, fmt, x, labels, tolerance=TOLERANCE, validation=_validation_split(st, fmt))  # type: ignore[attr-defined]
+            if fmt in _KERAS_FORMATS else verify_export(model, path, fmt, x, labels),
         }
         if stored.final_hardware:  # a compressed network: its measurement after training too
             entry["final_hardware"] = {k: d for k, d in stored.final_hardware.items()}
@@ -411,6 +425,30 @@ def export(
     }
     write_manifest(folder, manifest)
     return manifest
+
+
+def _training_inputs(st: Any, calibration: Any) -> Any:
+    """An int8 TFLite file's calibration inputs: the given ones, else the study file's training split."""
+    if calibration is not None:
+        return calibration
+    from hwtune.study import training_inputs
+
+    try:
+        return training_inputs(st)
+    except ConfigError as e:
+        raise ConfigError("calibration", f"an int8 TFLite export is calibrated on training inputs, and {e.problem}", "pass calibration=<training inputs (N, C, H, W)> to hwtune.export.") from None
+
+
+def _validation_split(st: Any, fmt: str) -> Any:
+    """The study's whole validation split (inputs, labels) an int8 file's error is checked on, or ``None``."""
+    if fmt != "tflite-int8":
+        return None
+    from hwtune.study import validation_data
+
+    try:
+        return validation_data(st)
+    except ConfigError:
+        return None
 
 
 def _metrics(stored: Any) -> dict[str, Any]:

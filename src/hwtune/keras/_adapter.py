@@ -73,6 +73,44 @@ class KerasFramework(Framework):
         model.save(str(p))
         return p
 
+    export_formats = ("keras", "tflite", "tflite-int8")
+    """What ``hwtune export`` writes of a Keras study: ``.keras``, float TFLite, full-integer int8 TFLite."""
+
+    def check_export(self, fmt: str, field: str = "format") -> None:
+        """A :class:`ConfigError` naming ``field`` when ``fmt`` cannot be written here (TFLite without TensorFlow)."""
+        if fmt not in self.export_formats:
+            raise ConfigError(field, f"a Keras study exports as {', '.join(self.export_formats)}, not {fmt!r}.", "e.g. --format keras, or --format tflite / tflite-int8 with TensorFlow installed.")
+        if fmt != "keras":
+            from hwtune.keras._tflite import check_tflite
+
+            check_tflite(fmt, field)
+
+    def export_file(self, model: Any, fmt: str, path: str | Path, input_shape: tuple[int, ...], *, calibration: Any = None) -> Path:
+        """``model`` written as ``fmt`` to ``path``: ``.keras`` (:meth:`save`), or TFLite
+        (``hwtune.keras._tflite``; ``calibration``: the training inputs an int8 file is calibrated on)."""
+        self.check_export(fmt)
+        if fmt == "keras":
+            return self.save(model, path)
+        from hwtune.keras._tflite import export_tflite
+
+        return export_tflite(model, path, input_shape, int8=fmt == "tflite-int8", calibration=calibration)
+
+    def verify_file(self, model: Any, path: str | Path, fmt: str, inputs: Any, labels: Any = None, *, tolerance: float,
+                    validation: tuple[Any, Any] | None = None) -> dict[str, Any]:
+        """A TFLite file's outputs against the trained network (``hwtune.keras._tflite.verify_tflite``)."""
+        from hwtune.keras._tflite import verify_tflite
+
+        return verify_tflite(model, path, fmt == "tflite-int8", inputs, labels, tolerance=tolerance, validation=validation)
+
+    def measure_file(self, path: str | Path, shape: tuple[int, ...], device: Any, **kwargs: Any) -> Any:
+        """Latency of an exported file at batch ``shape[0]``: a ``.keras`` file in Keras (as the study
+        measured), a ``.tflite`` file in the TFLite interpreter (``[tflite]`` / ``[tflite-int8]``)."""
+        if Path(path).suffix == ".tflite":
+            from hwtune.keras._tflite import profile_tflite
+
+            return profile_tflite(path, self.example_input(shape), device, ("latency_ms",), **kwargs)
+        return self.measure(self.load(path), {}, shape, device, ("latency_ms",), KERAS_RUNTIME, **kwargs)
+
     def param_count(self, model: Any) -> int | None:
         return int(model.count_params())
 
