@@ -118,3 +118,21 @@ def test_cli(tmp_path):
     assert bad.exit_code == 2 and "limit" in bad.output
     bad = CliRunner().invoke(app, ["bench", "nb201", "--quantile", "0.1", "--methods", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_worst_decile_is_the_bad_seed_not_the_median():
+    from hwtune.bench._bench import MethodResult, RunResult
+
+    def run(seed: int, at10: float) -> RunResult:
+        return RunResult("m", seed, [at10] * 10, 0, 10, 10, 10, 1.0, 1.0)
+
+    ten = MethodResult("m", [run(s, v) for s, v in enumerate([0.1] * 9 + [40.0])])
+    assert ten.at(10) == pytest.approx(0.1)
+    assert ten.worst_decile(10) == pytest.approx(40.0)  # of 10 seeds: the worst one
+    twenty = MethodResult("m", [run(s, float(s)) for s in range(20)])
+    assert twenty.worst_decile(10) == pytest.approx(18.0)  # of 20: the second worst
+    hv = MethodResult("m", [run(s, v) for s, v in enumerate([0.9] * 9 + [0.2])], higher_is_better=True)
+    assert hv.worst_decile(10) == pytest.approx(0.2)  # a hypervolume share: the lowest is the worst
+    short = MethodResult("m", [run(0, 1.0), RunResult("m", 1, [1.0] * 5, 0, 5, 5, 5, 1.0, 1.0)])
+    assert np.isnan(short.worst_decile(10))
+    assert "worst_decile_10" in ten.summary([10])

@@ -49,6 +49,9 @@ def test_a_study_file_searches_the_cell(tmp_path):
     p.write_text(yaml.safe_dump(spec))
     study, build, train = study_from_file(load_study_file(p), storage=f"sqlite:///{tmp_path / 'x.db'}")
     assert sorted(study.space.hardware_names()) == sorted([*NB201_EDGES, "channels", "cells"])
+    # hwtune's sampler starts from the published errors of the same cells (the prior of issue 19)
+    assert study.error_prior is not None and study.error_prior.source.startswith("published:NATS-Bench")
+    assert study.sampler_spec != "hwtune" or study._sampler().state.error_prior is study.error_prior
     summary = study.optimize(build, train, n_trials=2)
     assert summary.counts.get("trained", 0) == 2
     assert study.cost_features is not None and set(study.cost_features(summary.records[0].params)) >= {"params", "macs"}

@@ -65,8 +65,14 @@ CONSTRAINED_METHODS = (
 )
 CHEAPEST_METHODS = ("hwtune", "random", "tpe", "gp", "nsga2")
 PARETO_METHODS = ("hwtune", "random", "nsga2", "tpe", "gp")
-EXTRA_METHODS = ("hwtune-plain",)
-"""``hwtune-plain``: hwtune without the model family's cell features (one-hot encoding only)."""
+EXTRA_METHODS = ("hwtune-plain", "hwtune-noprior")
+"""``hwtune-plain``: hwtune without the model family's cell features (one-hot encoding only) and
+without the prior; ``hwtune-noprior``: hwtune without the prior.
+
+``hwtune`` itself starts from what is published about the same cells on the *other* two tasks
+(:func:`hwtune.tabular.nb201_error_prior` with the problem's own task left out: its column is the
+answer), as a user searching the NB201 cell on a new data set would: transfer of the error surrogate
+across tasks of one space. The baselines know nothing of it."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -206,12 +212,14 @@ def _make_sampler(method: str, seed: int, problem: Any, mode: str, objectives: A
     import optuna
 
     from hwtune.search import HwSampler, make_sampler
+    from hwtune.tabular import nb201_error_prior
 
     method = method.split("@")[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if method in ("hwtune", "hwtune-plain"):  # screens with the study's cost model (see run_method)
-            return HwSampler(problem.space, objectives, constraints, seed=seed, **HWTUNE_OPTIONS)
+        if method in ("hwtune", "hwtune-plain", "hwtune-noprior"):  # screens with the study's cost model (see run_method)
+            prior = nb201_error_prior(exclude=problem.task) if method == "hwtune" else None
+            return HwSampler(problem.space, objectives, constraints, seed=seed, error_prior=prior, **HWTUNE_OPTIONS)
         base = method.split("-")[0]
         learned = method.endswith("-learned")
         cf = _latency_violation(problem.limit) if learned else None
@@ -292,7 +300,7 @@ def run_method(problem: Any, method: str, seed: int, budget: int, mode: str = "c
     study = Study(
         f"bench-{method}-{seed}", problem.space, objectives=objectives, constraints=constraints or None,
         storage=None, sampler=sampler, seed=seed, cost_model=(cost_model or HWTUNE_COST_MODEL) if hwtune else None, skip_threshold=0.0,
-        cost_features=nb201_cell_features if base == "hwtune" else None,
+        cost_features=nb201_cell_features if base in ("hwtune", "hwtune-noprior") else None,
         description={"benchmark": problem.describe(), "accuracy": "published:NATS-Bench", "latency": f"measured:{problem.device} (HELP)"},
     )
     t0 = time.perf_counter()
@@ -388,6 +396,17 @@ class MethodResult:
         vals = [r.curve[n - 1] for r in self.runs if len(r.curve) >= n]
         return float(np.median(vals)) if len(vals) == len(self.runs) and vals else float("nan")
 
+    def worst_decile(self, n: int) -> float:
+        """The worst-decile seed after ``n`` trained networks: the worst of the ``ceil(seeds / 10)``
+        worst seeds (of 10 seeds, the worst one; NaN when some run trained fewer). A user runs one
+        seed, not the median of ten: this is the bad day."""
+        vals = [r.curve[n - 1] for r in self.runs if len(r.curve) >= n]
+        if not vals or len(vals) != len(self.runs):
+            return float("nan")
+        ordered = sorted(vals, reverse=not self.higher_is_better)  # worst first
+        k = max(1, math.ceil(len(ordered) / 10))
+        return float(ordered[k - 1])
+
     def median_curve(self) -> list[float]:
         n = min(len(r.curve) for r in self.runs) if self.runs else 0
         return [float(np.median([r.curve[i] for r in self.runs])) for i in range(n)]
@@ -396,6 +415,7 @@ class MethodResult:
         return {
             "method": self.method,
             **{f"at_{n}": self.at(n) for n in checkpoints},
+            **{f"worst_decile_{n}": self.worst_decile(n) for n in checkpoints},
             "wasted": float(np.median([r.wasted for r in self.runs])),
             "measurements": float(np.median([r.measurements for r in self.runs])),
             "measurements_per_trained": float(np.median([r.measurements / max(1, r.trained) for r in self.runs])),

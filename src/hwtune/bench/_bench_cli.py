@@ -19,6 +19,11 @@ __all__ = ["bench_command"]
 _MODES = ("constrained", "cheapest", "pareto")
 
 
+def _pair(median: float, worst: float) -> str:
+    """``median / worst`` of a checkpoint (``—`` for a value no run reached)."""
+    return " / ".join("—" if math.isnan(v) else f"{v:.3f}" for v in (median, worst))
+
+
 def _methods_for(mode: str) -> tuple[str, ...]:
     from hwtune.bench._bench import CHEAPEST_METHODS, CONSTRAINED_METHODS, PARETO_METHODS
 
@@ -85,7 +90,8 @@ def bench_command(
         raise typer.Exit(code=2)
 
     metric = {"constrained": "regret (acc. points)", "cheapest": "latency regret (ms)", "pareto": "hypervolume share"}[mode]
-    table = Table(title=f"{res.problem} — median of {seeds} seeds, {metric} after N trained", title_justify="left")
+    worst = "worst" if seeds <= 10 else "worst-decile"
+    table = Table(title=f"{res.problem} — {metric} after N trained: median of {seeds} seeds / {worst} seed", title_justify="left")
     table.add_column("method")
     for n in res.checkpoints:
         table.add_column(f"N={n}", justify="right")
@@ -96,7 +102,7 @@ def bench_command(
     table.add_column("proposal ms", justify="right")
     for m in res.methods.values():
         s = m.summary(res.checkpoints)
-        cells = ["—" if math.isnan(s[f"at_{n}"]) else f"{s[f'at_{n}']:.3f}" for n in res.checkpoints]
+        cells = [_pair(s[f"at_{n}"], s[f"worst_decile_{n}"]) for n in res.checkpoints]
         table.add_row(m.method, *cells, f"{s['wasted']:.0f}", f"{s['measurements']:.0f}", f"{s['measurements_per_trained']:.2f}",
                       f"{s['trials']:.0f}", f"{s['proposal_ms']:.1f}")
     out.print(table)

@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial
 
 from hwtune.costmodel import COST_MODELS, DeviceCostModels
 from hwtune.exceptions import ConfigError
+from hwtune.search._calibration import selection_calibration
 from hwtune.search._observations import read_observations
 from hwtune.search._pool import ProposalState
 from hwtune.search._proposer import Proposer
@@ -98,6 +99,10 @@ class HwSampler(BaseSampler):
             convolutions, lower error"); used only when every searched param is categorical.
         explore_every: every k-th proposal after the start-up is a random likely-feasible candidate (0: never).
         n_mc: Monte-Carlo samples of the hypervolume improvement (multi-objective).
+        error_prior: ``params -> {name: value}``, prior knowledge of a configuration's error (lower =
+            better), e.g. the published errors of the same NB201 cell on other tasks
+            (:func:`hwtune.tabular.nb201_error_prior`): a kernel block of the quality surrogates (the
+            study's trained networks decide how much it counts) and the pool of start-up proposals.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class HwSampler(BaseSampler):
         surrogate_linear: bool = True,
         explore_every: int = 0,
         n_mc: int = 32,
+        error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
     ) -> None:
         if surrogate_inputs not in ("features", "both"):
             raise ConfigError("sampler.surrogate_inputs", f"unknown value {surrogate_inputs!r}.", "use 'features' or 'both'.")
@@ -136,7 +142,7 @@ class HwSampler(BaseSampler):
         self.state = ProposalState(
             n_startup=n_startup, min_feasibility=min_feasibility, pool_size=pool_size, screen_limit=screen_limit,
             enumerate_limit=enumerate_limit, surrogate_inputs=surrogate_inputs, surrogate_linear=surrogate_linear,
-            explore_every=explore_every, n_mc=n_mc,
+            explore_every=explore_every, n_mc=n_mc, error_prior=error_prior,
         )
         self._fallback = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)
@@ -264,6 +270,7 @@ class HwSampler(BaseSampler):
             return [{} for _ in range(q)]
         targets = self._targets(study, trials)
         obs = read_observations(trials, space, targets.plain, exclude_number)
+        self.state.calibration = selection_calibration(trials, [c.metric for c in targets.hardware_constraints])
         proposer = Proposer(self.state, space, targets, obs, self._cost_models(space, targets), rng)
         out = proposer.propose(q)
         self.last_info = proposer.info

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -78,6 +78,10 @@ class ProposalState:
     surrogate_linear: bool = True
     explore_every: int = 0
     n_mc: int = 32
+    error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
+    """Prior knowledge of a configuration's quality (e.g. published errors of the same cell on other
+    tasks: :func:`hwtune.tabular.nb201_error_prior`): a kernel block of the quality surrogates, and the
+    start-up's first choice."""
     elite_size: int = 300
     rescreen_every: int = 2
     # caches
@@ -87,6 +91,10 @@ class ProposalState:
     round: int = 0
     enum_cache: dict[str, Any] = field(default_factory=dict)
     """Per sampler: the enumeration's cost features, their distinct rows, quality inputs."""
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per hardware metric: (bias, spread) of the residuals of the measured proposals (:mod:`._calibration`), set each round."""
+    prior_cache: dict[str, Any] = field(default_factory=dict)
+    """The error prior's scale on a space that is not enumerated."""
 
 
 class CandidateInputs:
@@ -123,9 +131,42 @@ class CandidateInputs:
 
     # -- surrogate inputs ---------------------------------------------------------------------
     def blocks(self) -> list[int] | None:
-        if self.has_derived and self.use_params:
-            return [self._n_derived(), self.encoder.dim]
-        return None
+        """Widths of the surrogate's kernel blocks (derived features, encoded params, prior), or None for one."""
+        widths = ([self._n_derived()] if self.has_derived else []) + ([self.encoder.dim] if self.use_params else [])
+        if self.state.error_prior is not None:
+            widths.append(len(self._prior_scale()[0]))
+        return widths if len(widths) > 1 else None
+
+    def _prior_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and spread of the prior's features over the space (the enumeration, else 512 fixed
+        random configurations), so that they enter the surrogate on the scale of its other inputs."""
+        cache = self.state.enum_cache if self.enum is not None else self.state.prior_cache
+        if "prior_scale" not in cache:
+            sample = self.enum.configs if self.enum is not None else random_configs(self.space, 512, np.random.default_rng(0))
+            P = self._raw_prior(sample)
+            lo, hi = np.quantile(P, 0.02, axis=0), np.quantile(P, 0.98, axis=0)
+            cache["prior_scale"] = (lo, np.where(hi > lo, hi - lo, 1.0))
+        return cache["prior_scale"]
+
+    def _raw_prior(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        prior = self.state.error_prior
+        assert prior is not None
+        rows = [prior(c) for c in configs]
+        names = sorted(rows[0]) if rows else []
+        return np.array([[float(r[k]) for k in names] for r in rows], dtype=float).reshape(len(rows), len(names))
+
+    def prior(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The prior's features of configurations, scaled to about [0, 1] over the space (lower = better)."""
+        lo, rg = self._prior_scale()
+        return np.clip((self._raw_prior(configs) - lo) / rg, -0.5, 1.5)
+
+    def enum_prior(self) -> np.ndarray:
+        """:meth:`prior` of every configuration of the enumeration (computed once)."""
+        cache = self.state.enum_cache
+        if "prior" not in cache:
+            assert self.enum is not None
+            cache["prior"] = self.prior(self.enum.configs)
+        return cache["prior"]
 
     def _n_derived(self) -> int:
         assert self.costs is not None
@@ -147,6 +188,8 @@ class CandidateInputs:
             parts.append(self._scaled_derived(self.cost_features(configs) if F is None else F))
         if self.use_params:
             parts.append(self.encoder.encode(configs))
+        if self.state.error_prior is not None:
+            parts.append(self.prior(configs))
         return np.hstack(parts) if len(parts) > 1 else parts[0]
 
     def enum_surrogate(self) -> np.ndarray:
@@ -162,6 +205,8 @@ class CandidateInputs:
                 if "all" not in shared:
                     shared["all"] = self.encoder.encode(self.enum.configs)
                 parts.append(shared["all"])
+            if self.state.error_prior is not None:
+                parts.append(self.enum_prior())
             cache["X"] = np.hstack(parts) if len(parts) > 1 else parts[0]
         return cache["X"]
 

@@ -380,6 +380,14 @@ def _data_source(data: DataSpec) -> dict[str, Any]:
     return {"name": data.name, "path": path, "options": dict(data.options)}
 
 
+def _nb201_prior(family: str) -> Any:
+    """The published NATS-Bench errors of the same cell (all three tasks) as the sampler's error prior,
+    for a study of the ``nb201`` family (an edge the space leaves out is the family's ``nor_conv_3x3``)."""
+    from hwtune.tabular import nb201_error_prior
+
+    return nb201_error_prior() if family == "nb201" else None
+
+
 def _may_quantize(space: Any) -> bool:
     """Whether a trial of ``space`` may be quantized to int8 (its cost features then describe int8)."""
     if "quantize" not in space:
@@ -457,6 +465,7 @@ def study_from_file(spec: StudyFile, storage: str | None = None, name: str | Non
         # the cost model learns from what the family computes without training (parameter count,
         # multiply-accumulates, the width feeding the dense layer...), not from the raw params alone
         cost_features=FamilyCostFeatures(family.name, data.input_shape, data.num_classes, int8=_may_quantize(space)) if family.cost_features else None,
+        error_prior=_nb201_prior(family.name),
     )
     study.default_measure()  # fails now if a constrained metric cannot be measured
     if spec.executor is not None:  # issue 16: `executor: ray` (checked now; Ray is imported when the study runs)

@@ -182,6 +182,10 @@ class Study:
         runtime: where the default meter runs each network: ``"onnxruntime"`` (default: what
             ``hwtune export`` ships), ``"torchscript"``, or ``"torch"`` (eager). The untrained network is
             exported to that runtime and measured there; sources say so (``measured:timer[onnxruntime]``).
+        error_prior: prior knowledge of a configuration's error for ``sampler="hwtune"``
+            (:class:`hwtune.search.HwSampler`'s ``error_prior``); study files of the ``nb201`` family
+            pass the published NATS-Bench errors of the same cell (:func:`hwtune.tabular.nb201_error_prior`).
+            Must be picklable for several workers.
 
     Bad arguments raise :class:`ConfigError` here, before anything is written.
     """
@@ -210,6 +214,7 @@ class Study:
         keep_models: str = "pareto",
         artifacts: Any = None,
         runtime: str = DEFAULT_RUNTIME,
+        error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("name", "the study needs a non-empty name.")
@@ -230,6 +235,7 @@ class Study:
         self.seed = seed
         self.sampler_spec = sampler
         make_sampler(sampler, seed)  # validates the name now
+        self.error_prior = error_prior
         self.pruner = pruner or optuna.pruners.NopPruner()  # Optuna's own default would be MedianPruner
         if not (0 < latency_rel_ci < 1):
             raise ConfigError("latency_rel_ci", f"must be in (0, 1), got {latency_rel_ci!r}.")
@@ -292,9 +298,10 @@ class Study:
     def _sampler(self, worker: int = 0) -> BaseSampler:
         if isinstance(self.sampler_spec, str):
             # every factory takes the study's definition (the baselines ignore it); workers are seeded apart
+            extra = {"error_prior": self.error_prior} if self.sampler_spec == "hwtune" and self.error_prior is not None else {}
             sampler = make_sampler(
                 self.sampler_spec, self.seed + worker,
-                space=self.space, objectives=self.objectives, constraints=self.constraints,
+                space=self.space, objectives=self.objectives, constraints=self.constraints, **extra,
             )
         else:
             sampler = self.sampler_spec
