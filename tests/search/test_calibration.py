@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hwtune.search._calibration import MIN_POINTS, WINDOW, recalibrate, selection_calibration
+from hwtune.space import parse_constraints
 from hwtune.vocabulary import HARDWARE_ATTR, PREDICTED_ATTR, STATUS_ATTR
 
 
@@ -25,29 +26,34 @@ def _trial(number: int, measured: float, median: float, rel: float = 0.1) -> Sim
                            constraints={}, system_attrs={}, datetime_start=None, datetime_complete=None)
 
 
+LIMIT = parse_constraints(["latency_ms <= 1.05"])
+
+
 def test_no_correction_from_few_proposals_or_for_an_honest_model():
     few = [_trial(i, 1.3, 1.0) for i in range(MIN_POINTS - 1)]
-    assert selection_calibration(few, ["latency_ms"]) == {}
+    assert selection_calibration(few, LIMIT) == {}
     rng = np.random.default_rng(0)
     sd = 0.1 / 1.96
-    honest = [_trial(i, float(np.exp(rng.normal(0.0, sd))), 1.0) for i in range(WINDOW)]
-    bias, spread = selection_calibration(honest, ["latency_ms"])["latency_ms"]
+    honest = [_trial(i, float(np.exp(rng.normal(0.0, sd))), 1.0) for i in range(WINDOW)]  # P(<= 1.05) ~ 0.83, met alike
+    bias, spread = selection_calibration(honest, LIMIT)["latency_ms"]
     assert abs(bias) < 0.6 and spread < 1.6
 
 
-def test_proposals_measured_above_their_prediction_give_a_positive_bias():
-    # the MNIST case of issue 19: measured / predicted 1.33 with a +-10 % interval
+def test_proposals_measured_over_budget_give_a_positive_bias():
+    # the MNIST case of issue 19: predicted within the limit, measured 1.33x the prediction
     trials = [_trial(i, 1.33 * (1 + 0.01 * (i % 3)), 1.0) for i in range(12)]
-    bias, spread = selection_calibration(trials, ["latency_ms"])["latency_ms"]
-    assert bias > 2.0  # z ~ log(1.33) / (0.1 / 1.96) ~ 5.6, shrunk and clipped at 3
+    bias, spread = selection_calibration(trials, LIMIT)["latency_ms"]
+    assert bias > 1.0
     assert 1.0 <= spread <= 3.0
+    lower = parse_constraints(["latency_ms >= 1.05"])  # the same measurements meet a lower bound: no penalty
+    assert selection_calibration(trials, lower)["latency_ms"][0] < 0
 
 
 def test_the_window_reads_the_latest_proposals():
     old = [_trial(i, 1.5, 1.0) for i in range(30)]  # the model was wrong early on...
-    new = [_trial(100 + i, 1.0, 1.0) for i in range(WINDOW)]  # ...and is right now
-    bias, _ = selection_calibration(old + new, ["latency_ms"])["latency_ms"]
-    assert bias == pytest.approx(0.0, abs=1e-9)
+    new = [_trial(100 + i, 1.0, 1.0) for i in range(WINDOW)]  # ...and its proposals meet the limit now
+    bias, _ = selection_calibration(old + new, LIMIT)["latency_ms"]
+    assert bias <= 0.0
 
 
 def test_recalibrate_lowers_p_within_budget_when_proposals_landed_over_it():

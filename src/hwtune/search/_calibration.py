@@ -7,15 +7,16 @@ model is unbiased over the space (seen on real MNIST, issue 19: 34 networks meas
 trained, the measured latency above the prediction for 31 of 36 proposals, while cross-validation of the
 same measurements showed no bias).
 
-This module measures that effect where it happens: for every proposal that was measured, the
-standardized residual ``z = (measured - predicted median) / predictive spread`` of each hardware
-metric, read from the prediction the study stored beside the measurement (``hwtune:predicted``; in log
-units for a positive metric). Over the last :data:`WINDOW` of them, a robust bias ``b`` (the median,
-shrunk towards 0 with few points) and spread ``s`` (MAD, at least 1) say how the residuals of *selected*
-candidates are really distributed; the proposer then takes P(within budget) as
-``Phi((z_bound - b) / s)`` instead of ``Phi(z_bound)`` (:func:`recalibrate`), where ``z_bound`` is the
-bound's position in the model's own predictive distribution. A model whose proposals keep landing
-over budget is trusted less, one that is right keeps its probabilities.
+This module measures that effect where it happens, on the proposals that were measured, from the
+prediction the study stored beside each measurement (``hwtune:predicted``: median and 95 % interval;
+positions in log units for a positive metric): the residual ``z`` of the measured value and the
+position ``z_bound`` of the constraint's bound, both in predictive spreads. Over the last
+:data:`WINDOW` of them it finds a spread ``s`` (the residuals' MAD, at least 1) and a bias ``b`` such
+that the predicted probabilities ``Phi((z_bound - b) / s)`` add up to the number of proposals that
+really met the constraint (shrunk towards the model's own probabilities with few points); the
+proposer then screens candidates with ``Phi((z_bound - b) / s)`` instead of ``Phi(z_bound)``
+(:func:`recalibrate`). A model whose proposals keep landing over budget is trusted less, one whose
+proposals meet their predictions keeps its probabilities.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.special import log_ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
 from hwtune.vocabulary import read_trial
 
@@ -37,44 +38,65 @@ MIN_POINTS = 5
 _Z95 = 1.959963984540054
 
 
-def _residual(measured: float, pred: Mapping[str, Any]) -> float | None:
-    """Standardized residual of one measurement against its stored prediction (median and 95 % interval)."""
+def _standardized(value: float, pred: Mapping[str, Any]) -> float | None:
+    """Where ``value`` lies in a stored prediction (median and 95 % interval), in predictive spreads:
+    in log units for a positive metric whose interval is positive, else linear."""
     med, lo, hi = pred.get("value"), pred.get("ci_low"), pred.get("ci_high")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (measured, med, lo, hi)):
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (value, med, lo, hi)):
         return None
-    if min(measured, med, lo, hi) > 0:  # a positive metric: residuals in log units (latency, energy...)
+    if min(value, med, lo, hi) > 0:
         spread = (math.log(hi) - math.log(lo)) / (2 * _Z95)
-        z = (math.log(measured) - math.log(med)) / spread if spread > 0 else None
-    else:
-        spread = (hi - lo) / (2 * _Z95)
-        z = (measured - med) / spread if spread > 0 else None
-    return z
+        return (math.log(value) - math.log(med)) / spread if spread > 0 else None
+    spread = (hi - lo) / (2 * _Z95)
+    return (value - med) / spread if spread > 0 else None
 
 
-def selection_calibration(trials: Sequence[Any], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """``{metric: (bias, spread)}`` of the standardized residuals of measured proposals (see the module
-    docstring); metrics with fewer than :data:`MIN_POINTS` are left out (no correction)."""
-    rows: dict[str, list[tuple[int, float]]] = {m: [] for m in metrics}
+def selection_calibration(trials: Sequence[Any], constraints: Sequence[Any]) -> dict[str, tuple[float, float]]:
+    """``{metric: (bias, spread)}`` for the hardware constraints' metrics, from the measured proposals
+    (see the module docstring); metrics with fewer than :data:`MIN_POINTS` are left out (no correction).
+
+    ``spread``: the residuals' robust spread (MAD, in [1, 3]: intervals that were too narrow widen).
+    ``bias``: the shift that makes the proposals' predicted probabilities of meeting the constraint
+    match how many of them did (bisection on the mean of ``Phi((z_bound - b) / spread)``), shrunk
+    towards 0 as if :data:`MIN_POINTS` more proposals had met their predictions, in [-1, 3].
+    ``constraints``: :class:`hwtune.space.Constraint` s (``metric``, ``bound``, ``op``)."""
+    by_metric = {}
+    for c in constraints:
+        by_metric.setdefault(c.metric, c)
+    rows: dict[str, list[tuple[int, float, float, bool]]] = {m: [] for m in by_metric}
     for t in trials:
         s = read_trial(t)
         if not s.predicted:
             continue
         measured = s.measured()
-        for m in metrics:
+        for m, c in by_metric.items():
             if m in measured and m in s.predicted:
-                z = _residual(float(measured[m]), s.predicted[m])
-                if z is not None and math.isfinite(z):
-                    rows[m].append((s.number, z))
+                z = _standardized(float(measured[m]), s.predicted[m])
+                zb = _standardized(float(c.bound), s.predicted[m])
+                if z is not None and zb is not None and math.isfinite(z) and math.isfinite(zb):
+                    below = c.op in ("<=", "<")
+                    held = measured[m] <= c.bound if below else measured[m] >= c.bound
+                    # orient so that "held" is z <= z_bound for either direction
+                    rows[m].append((s.number, z if below else -z, zb if below else -zb, bool(held)))
     out: dict[str, tuple[float, float]] = {}
     for m, r in rows.items():
         if len(r) < MIN_POINTS:
             continue
-        z = np.array([v for _, v in sorted(r)[-WINDOW:]])
+        last = sorted(r)[-WINDOW:]
+        z = np.array([v[1] for v in last])
+        zb = np.array([v[2] for v in last])
+        held = np.array([v[3] for v in last], dtype=float)
+        spread = float(np.clip(1.4826 * np.median(np.abs(z - np.median(z))), 1.0, 3.0))
         n = len(z)
-        med = float(np.median(z))
-        bias = float(np.clip(med * n / (n + MIN_POINTS), -1.0, 3.0))
-        spread = float(np.clip(1.4826 * np.median(np.abs(z - med)), 1.0, 3.0))
-        out[m] = (bias, spread)
+        rate = (held.sum() + MIN_POINTS * float(np.mean(ndtr(zb / spread)))) / (n + MIN_POINTS)  # shrunk
+        lo, hi = -1.0, 3.0
+        for _ in range(40):  # mean P(held) falls as the bias grows
+            mid = 0.5 * (lo + hi)
+            if float(np.mean(ndtr((zb - mid) / spread))) > rate:
+                lo = mid
+            else:
+                hi = mid
+        out[m] = (0.5 * (lo + hi), spread)
     return out
 
 

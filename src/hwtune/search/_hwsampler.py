@@ -270,7 +270,7 @@ class HwSampler(BaseSampler):
             return [{} for _ in range(q)]
         targets = self._targets(study, trials)
         obs = read_observations(trials, space, targets.plain, exclude_number)
-        self.state.calibration = selection_calibration(trials, [c.metric for c in targets.hardware_constraints])
+        self.state.calibration = selection_calibration(trials, [c.constraint for c in targets.hardware_constraints if c.constraint is not None])
         proposer = Proposer(self.state, space, targets, obs, self._cost_models(space, targets), rng)
         out = proposer.propose(q)
         self.last_info = proposer.info
