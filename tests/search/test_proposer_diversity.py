@@ -36,3 +36,24 @@ def test_the_screen_adds_nothing_when_enough_unmeasured_architectures_pass() -> 
     idx = _gate(np.log(p), arch, measured={("A",)})
     assert list(idx) == [0, 1, 2, 3, 4, 5]
     assert math.isclose(float(np.exp(np.log(p))[idx].min()), 0.5)
+
+
+def _gate_with(log_pf: np.ndarray, arch: list[tuple], measured: set[tuple], degenerate: np.ndarray) -> np.ndarray:
+    me = SimpleNamespace(state=SimpleNamespace(min_feasibility=1 / 3, pool_size=10_000))
+    pool = SimpleNamespace(rows=None, must=set())
+    idx, _ = Proposer._gate(me, pool, log_pf, arch, measured, degenerate)  # type: ignore[arg-type]
+    return idx
+
+
+def test_candidates_the_prior_marks_degenerate_are_never_kept_while_others_remain() -> None:
+    # a young cost model that has seen only big networks over budget: it passes nothing, and the
+    # likeliest cells are the cheapest -- pooling-only cells the prior ranks among the worst of the space
+    arch = [(f"N{i}",) for i in range(10)]
+    p = np.array([0.30, 0.28, 0.26, 0.24, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02])
+    degenerate = np.array([True, True, True, True, False, False, False, False, False, False])
+    plain = _gate(np.log(p), arch, set())
+    assert set(plain) >= {0, 1, 2, 3}  # without the prior: the four cheapest
+    idx = _gate_with(np.log(p), arch, set(), degenerate)
+    assert not set(idx) & {0, 1, 2, 3} and len(idx) >= MIN_FRESH_ARCHITECTURES
+    every = _gate_with(np.log(p), arch, set(), np.ones(10, dtype=bool))  # all degenerate: the prior is ignored
+    assert set(every) == set(plain)

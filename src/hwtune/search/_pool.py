@@ -160,6 +160,19 @@ class CandidateInputs:
         lo, rg = self._prior_scale()
         return np.clip((self._raw_prior(configs) - lo) / rg, -0.5, 1.5)
 
+    def prior_cutoff(self, q: float) -> float:
+        """The ``q`` quantile over the space of the prior's mean scaled feature (the enumeration, else
+        the fixed sample of :meth:`_prior_scale`)."""
+        cache = self.state.enum_cache if self.enum is not None else self.state.prior_cache
+        key = f"prior_q{q:g}"
+        if key not in cache:
+            if self.enum is not None:
+                P = self.enum_prior()
+            else:
+                P = self.prior(random_configs(self.space, 512, np.random.default_rng(0)))
+            cache[key] = float(np.quantile(P.mean(1), q))
+        return cache[key]
+
     def enum_prior(self) -> np.ndarray:
         """:meth:`prior` of every configuration of the enumeration (computed once)."""
         cache = self.state.enum_cache

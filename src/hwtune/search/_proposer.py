@@ -40,6 +40,9 @@ trials (the default study, seed 4). Proposing for information beats exploiting a
 almost nothing."""
 
 
+PRIOR_DEGENERATE_SHARE = 0.1
+"""With an error prior, candidates it ranks among this worst share of the space are never proposed
+while others are left."""
 PRIOR_STARTUP_SHARE = 0.25
 """With an error prior, start-up proposals spread over this share of the candidates the prior ranks best."""
 
@@ -170,7 +173,7 @@ class Proposer:
             self.state.screen = (version, self.state.round, pool.rows[log_pf >= _SCREEN_KEEP])
         self.state.round += 1
         arch = [config_tuple(c, self.hw_names) for c in pool.configs]
-        idx, gated = self._gate(pool, log_pf, arch, set(measured))
+        idx, gated = self._gate(pool, log_pf, arch, set(measured), self._prior_degenerate(pool))
         configs = [pool.configs[i] for i in idx]
         hw_pred = {m: (mu[idx], sd[idx]) for m, (mu, sd) in hw_pred.items()}
         log_pf = log_pf[idx]
@@ -195,15 +198,28 @@ class Proposer:
         ]
         return [dict(configs[i]) for i in chosen]
 
-    def _gate(self, pool: Pool, log_pf: np.ndarray, arch: list[tuple[Any, ...]], measured: set[tuple[Any, ...]]) -> tuple[np.ndarray, bool]:
+    def _prior_degenerate(self, pool: Pool) -> np.ndarray | None:
+        """Candidates the error prior ranks among the worst :data:`PRIOR_DEGENERATE_SHARE` of the space
+        (e.g. NB201 cells whose published error is at chance), or None without a prior."""
+        if self.state.error_prior is None or not pool.configs:
+            return None
+        score = (self.inputs.enum_prior()[pool.rows] if pool.rows is not None else self.inputs.prior(pool.configs)).mean(1)
+        return score > self.inputs.prior_cutoff(1.0 - PRIOR_DEGENERATE_SHARE)
+
+    def _gate(
+        self, pool: Pool, log_pf: np.ndarray, arch: list[tuple[Any, ...]], measured: set[tuple[Any, ...]], degenerate: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, bool]:
         """Candidates likely within budget (else the likeliest), and at least
         :data:`MIN_FRESH_ARCHITECTURES` unmeasured architectures (the likeliest), subsampled to
-        ``pool_size`` keeping the must-keep rows."""
+        ``pool_size`` keeping the must-keep rows; none the prior marks ``degenerate`` while others remain
+        (a cost model that knows little passes mostly the cheapest cells, and those are often broken)."""
+        if degenerate is not None and not degenerate.all():
+            log_pf = np.where(degenerate, -np.inf, log_pf)
         ok = log_pf >= math.log(self.state.min_feasibility)
         gated = bool(ok.any())
         if not gated:
             ok = log_pf >= np.max(log_pf) - 0.05
-        fresh = np.array([a not in measured for a in arch], dtype=bool)
+        fresh = np.array([a not in measured for a in arch], dtype=bool) & np.isfinite(log_pf)
         seen = {arch[i] for i in np.flatnonzero(ok & fresh)}
         if len(seen) < MIN_FRESH_ARCHITECTURES and fresh.any():
             for i in np.flatnonzero(fresh)[np.argsort(-log_pf[fresh], kind="stable")]:
