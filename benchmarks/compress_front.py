@@ -1,6 +1,11 @@
 """Pareto fronts with and without compression dimensions, same number of trained networks (issue 14).
 
-Run:  .venv/bin/python benchmarks/compress_front.py [--trained 16] [--seeds 0] [--data mnist]
+Run:  .venv/bin/python benchmarks/compress_front.py [--trained 16] [--seeds 0] [--data mnist|cifar10|digits]
+      [--train-subset 12000 (mnist)] [--max-per-class 1112 (cifar10: images per class in train/ and test/)]
+
+``--data cifar10`` reads ``../shared/data/cifar10/cifar10-jpeg-imagefolder.tar.gz`` (the image-folder
+loader, as ``examples/cifar10_*.yaml``; needs Pillow): ``--max-per-class`` training images per class,
+10 % of them split off for validation, and up to that many of ``test/`` per class for the test error.
 
 Two studies per seed through the real loop (``hwtune.study``), side by side in one run, alternating:
 ``plain`` searches the CNN (conv layers, filters, dense units, learning rate); ``compressed`` searches
@@ -53,6 +58,9 @@ COMPRESSION = {
 def spec(kind: str, seed: int, db: Path, args: argparse.Namespace) -> dict[str, Any]:
     if args.data == "mnist":
         data = {"name": "mnist", "path": str(DATA / "mnist"), "options": {"train_subset": args.train_subset, "val_size": 3000}}
+    elif args.data == "cifar10":
+        data = {"name": "imagefolder", "path": str(DATA / "cifar10" / "cifar10-jpeg-imagefolder.tar.gz"),
+                "options": {"max_per_class": args.max_per_class, "val_fraction": 0.1}}
     else:
         data = {"name": "digits"}
     space = {**ARCH, "epochs": args.epochs, **(COMPRESSION if kind == "compressed" else {})}
@@ -95,15 +103,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--train-subset", type=int, default=12000)
-    ap.add_argument("--data", choices=["mnist", "digits"], default="mnist")
+    ap.add_argument("--max-per-class", type=int, default=1112)
+    ap.add_argument("--data", choices=["mnist", "cifar10", "digits"], default="mnist")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from hwtune.study import compression_agreement, parse_study_file, study_from_file
 
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load0 = os.getloadavg()
-    results: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "started": started, "runs": []}
+    results: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "started": started, "args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     with tempfile.TemporaryDirectory(prefix="hwtune-front-") as tmp:
         for seed in args.seeds:
             run: dict[str, Any] = {"seed": seed}
@@ -115,6 +124,8 @@ def main() -> None:
                 studies[kind] = st
                 run[kind] = {"front": front(st), "counts": st.counts(), "seconds": round(time.time() - t0, 1)}
                 print(f"seed {seed} {kind}: {st.counts()} in {run[kind]['seconds']} s", flush=True)
+                if args.out:  # what is done so far, in case the run is stopped
+                    args.out.write_text(json.dumps({**results, "partial": True, "runs": [*results["runs"], run]}, indent=1, default=str))
             run["comparison"] = compare(run["plain"]["front"], run["compressed"]["front"])
             run["before_vs_after"] = compression_agreement(studies["compressed"].records(), ["latency_ms", "size_mb", "params"])
             results["runs"].append(run)

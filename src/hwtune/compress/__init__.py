@@ -38,6 +38,7 @@ from hwtune.compress._plan import (
     compression_plan,
     compression_roles,
 )
+from hwtune.compress._qat import QAT_LR, fake_quantized, quant_aware_finetune
 from hwtune.compress._quantize import (
     INT8_RUNTIME,
     calibration_batches,
@@ -49,6 +50,7 @@ from hwtune.compress._structured import IMPORTANCES, prunable_layers, prune_chan
 
 __all__: list[str] = []
 __all__ += ["INT8_RUNTIME", "calibration_batches", "int8_kernels", "profile_int8", "quantize_int8"]  # int8 (issue 14, part 3)
+__all__ += ["QAT_LR", "fake_quantized", "quant_aware_finetune"]  # quantization-aware fine-tuning (part 3's option)
 __all__ += ["DistillResult", "check_distill_params", "distill", "distillation_loss"]  # distillation (part 4)
 __all__ += ["IMPORTANCES", "prunable_layers", "prune_channels"]  # structured channel pruning (part 1)
 __all__ += ["SCOPES", "LayerSparsity", "SparsityReport", "compressed_size_mb", "make_permanent", "prune_by_alpha", "prune_to_sparsity", "sparsity_report"]  # magnitude pruning (part 2)

@@ -7,8 +7,9 @@
    (quantized with random calibration inputs: the graph and its kernels, hence the time, do not depend
    on the calibration ranges; the error is computed on a model calibrated on real data).
 3. :func:`compress_trained` — after training: channels ranked by the trained weights and pruned,
-   magnitude masks, fine-tuning with self-distillation from the trained network (the teacher), masks
-   folded in.
+   magnitude masks, fine-tuning with self-distillation from the trained network (the teacher); for an
+   int8 plan with ``qat_epochs``, quantization-aware fine-tuning (:mod:`hwtune.compress._qat`) with
+   the calibration batches the quantizer will use; masks folded in.
 4. :func:`evaluate_compressed` — validation and test error of the delivered form (int8: ONNX Runtime
    on a model calibrated on training batches).
 """
@@ -18,12 +19,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwtune.compress._magnitude import compressed_size_mb, make_permanent, prune_by_alpha, prune_to_sparsity, sparsity_report
+from hwtune.compress._magnitude import (
+    compressed_size_mb,
+    make_permanent,
+    prune_by_alpha,
+    prune_to_sparsity,
+    sparsity_report,
+)
 from hwtune.compress._plan import CompressionPlan
 from hwtune.compress._quantize import INT8_RUNTIME, calibration_batches, quantize_int8
 
@@ -120,12 +128,17 @@ def compress_trained(
     Channels are ranked by the trained weights' ``prune_importance`` norm and pruned; magnitude masks
     are applied; then, when anything was pruned and ``finetune_epochs > 0``, the network is fine-tuned
     on the training split with ``(1 - distill_beta) CE + distill_beta T^2 KL(teacher || student)``
-    (Adam, ``finetune_lr``; masks hold through the updates) and the masks are folded in. int8 is not
-    applied here (see :func:`evaluate_compressed`): the returned network is the float one that is kept.
+    (Adam, ``finetune_lr``; masks hold through the updates). An int8 plan with ``qat_epochs > 0`` is
+    then fine-tuned ``qat_epochs`` more epochs with simulated int8 (:func:`hwtune.compress._qat.
+    quant_aware_finetune`, same loss, the trained float network as teacher, calibrated on the batches
+    :func:`evaluate_compressed` and an export quantize with). The masks are folded in. int8 is not
+    applied here (see :func:`evaluate_compressed`): the returned network is the float one that is kept,
+    and quantizing it is the evaluated int8 model.
 
     Returns:
         ``(network, info)``: ``info`` holds the plan, the global sparsity, the deflate-compressed size in
-        MB (measured by writing it), the fine-tuning's settings and per-epoch loss.
+        MB (measured by writing it), the fine-tuning's settings and per-epoch loss (``qat``: the
+        quantization-aware fine-tuning's).
     """
     import torch
 
@@ -144,6 +157,13 @@ def compress_trained(
             lr=plan.finetune_lr, beta=plan.distill_beta, T=plan.distill_T, optimizer="adam", seed=seed, device=device,
         )
         info["finetune"] = {**res.settings, "losses": [round(v, 6) for v in res.losses]}
+    if plan.quant_aware:
+        from hwtune.compress._qat import quant_aware_finetune
+
+        info["qat"] = quant_aware_finetune(
+            student, model, _Batches(data.x_train, data.y_train, batch_size, seed + 1), calibration_batches(data.x_train, seed=CALIBRATION_SEED),
+            epochs=plan.qat_epochs, lr=plan.finetune_lr, beta=plan.distill_beta, T=plan.distill_T, seed=seed, device=device,
+        )
     make_permanent(student)
     student.eval()
     info["sparsity"] = round(sparsity_report(student).sparsity, 6)

@@ -19,6 +19,9 @@ param                     what it does                                          
 ``distill_T``             temperature of the teacher's term                         training
 ``finetune_epochs``       epochs of fine-tuning after pruning (default 1)           training
 ``finetune_lr``           its learning rate (default: Adam's 0.001)                  training
+``qat_epochs``            epochs of quantization-aware fine-tuning of an ``int8``   training
+                          trial before it is quantized (default 0: plain
+                          post-training quantization; needs ``quantize``)
 ========================  =======================================================  ===============
 
 The first four change what runs on the device (fewer channels, int8 kernels, fewer nonzero weights in
@@ -39,8 +42,13 @@ from typing import Any
 from hwtune.exceptions import ConfigError
 
 __all__ = [
-    "COMPRESSION_PARAMS", "CompressionPlan", "QUANTIZE_CHOICES", "check_compression_space", "check_compression_values",
-    "compression_plan", "compression_roles",
+    "COMPRESSION_PARAMS",
+    "QUANTIZE_CHOICES",
+    "CompressionPlan",
+    "check_compression_space",
+    "check_compression_values",
+    "compression_plan",
+    "compression_roles",
 ]
 
 QUANTIZE_CHOICES: tuple[str, ...] = ("none", "int8")
@@ -55,6 +63,7 @@ COMPRESSION_PARAMS: dict[str, str] = {
     "distill_T": "training",
     "finetune_epochs": "training",
     "finetune_lr": "training",
+    "qat_epochs": "training",
 }
 """Every compression param and its default role (see the module docstring)."""
 
@@ -101,6 +110,13 @@ def check_compression_space(space: Any, runtime: str, field: str = "space") -> N
     names = [n for n in space if n in COMPRESSION_PARAMS]
     for name in names:
         check_compression_values(name, _values_of(space[name]), field_prefix=f"{field}.")
+    if "qat_epochs" in names and max((v for v in _values_of(space["qat_epochs"]) if isinstance(v, int)), default=0) > 0 and (
+        "quantize" not in names or "int8" not in _values_of(space["quantize"])
+    ):
+        raise ConfigError(
+            f"{field}.qat_epochs", "qat_epochs fine-tunes int8 networks with simulated quantization, but the space never quantizes to int8.",
+            "add quantize: int8 (or {type: categorical, choices: [none, int8]}) to the space, or leave qat_epochs out.",
+        )
     if "quantize" in names and "int8" in _values_of(space["quantize"]) and runtime != "onnxruntime":
         raise ConfigError(
             "runtime", f"quantize: int8 networks run in ONNX Runtime, but the study's runtime is {runtime!r}: fp32 and int8 networks would be timed in different runtimes.",
@@ -120,6 +136,8 @@ class CompressionPlan:
         quantize: ``none`` / ``int8``.
         distill_beta, distill_T: the fine-tuning loss (beta 0: plain cross-entropy).
         finetune_epochs, finetune_lr: the fine-tuning after pruning (lr ``None``: Adam's default).
+        qat_epochs: epochs of quantization-aware fine-tuning of an int8 trial (0: plain post-training
+            quantization; ``finetune_lr``, else ``hwtune.compress._qat.QAT_LR``, is its rate).
     """
 
     prune_ratio: float = 0.0
@@ -131,9 +149,10 @@ class CompressionPlan:
     distill_T: float = 4.0
     finetune_epochs: int = 1
     finetune_lr: float | None = None
+    qat_epochs: int = 0
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], field_prefix: str = "") -> "CompressionPlan":
+    def from_params(cls, params: Mapping[str, Any], field_prefix: str = "") -> CompressionPlan:
         """The plan of ``params`` (missing names take the defaults); a bad value is a ``ConfigError``
         naming ``<field_prefix><param>`` and the fix."""
         p = field_prefix
@@ -175,6 +194,11 @@ class CompressionPlan:
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < float(lr) < 10) or math.isnan(float(lr)):
                 raise ConfigError(p + "finetune_lr", f"finetune_lr must be a positive learning rate below 10; got {lr!r}.", "write finetune_lr: 0.001, say.")
             kw["finetune_lr"] = float(lr)
+        if "qat_epochs" in params:
+            e = params["qat_epochs"]
+            if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= 1000:
+                raise ConfigError(p + "qat_epochs", f"qat_epochs must be a whole number in [0, 1000]; got {e!r}.", "write qat_epochs: 1, say (0: plain post-training quantization).")
+            kw["qat_epochs"] = int(e)
         return cls(**kw)
 
     @property
@@ -188,6 +212,11 @@ class CompressionPlan:
     @property
     def int8(self) -> bool:
         return self.quantize == "int8"
+
+    @property
+    def quant_aware(self) -> bool:
+        """An int8 trial fine-tuned with simulated quantization before it is quantized."""
+        return self.int8 and self.qat_epochs > 0
 
     @property
     def active(self) -> bool:
@@ -208,4 +237,7 @@ def compression_plan(params: Mapping[str, Any]) -> CompressionPlan | None:
     """The trial's :class:`CompressionPlan`, or ``None`` when its params name no compression param."""
     if not any(n in params for n in COMPRESSION_PARAMS):
         return None
-    return CompressionPlan.from_params(params)
+    plan = CompressionPlan.from_params(params)
+    if plan.qat_epochs > 0 and "quantize" not in params:
+        raise ConfigError("qat_epochs", "qat_epochs fine-tunes int8 networks with simulated quantization, but the params have no quantize.", "add quantize: int8, or leave qat_epochs out.")
+    return plan
