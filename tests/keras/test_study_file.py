@@ -4,7 +4,9 @@ it as ``.keras`` through the same export command as PyTorch models."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,14 @@ from hwtune.deploy import export
 from hwtune.exceptions import ConfigError
 from hwtune.keras._backend import backend_name, import_keras
 from hwtune.study import (
+    kept_models,
     load_model,
     load_study_file,
     stored_study,
     study_from_file,
     validation_data,
 )
+from hwtune.vocabulary import MODEL_ATTR
 
 STUDY = {
     "name": "keras-digits",
@@ -50,7 +54,8 @@ STUDY = {
 }
 
 
-TORCH_ONLY = pytest.mark.skipif(backend_name() != "torch", reason="a study file keeps trained weights as tensors of the torch backend (the Tuner holds them on every backend)")
+TRAINED: dict[int, object] = {}
+"""Trial number -> the trained Keras model as training left it (the study's trainer, watched)."""
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +65,13 @@ def study(tmp_path_factory: pytest.TempPathFactory):
     path.write_text(yaml.safe_dump(STUDY))
     url = f"sqlite:///{folder / 'k.db'}"
     st, build, train = study_from_file(load_study_file(path), storage=url)
-    st.optimize(build, train, n_trials=3)
+
+    def watched(model, params, ctx):  # the study file's own trainer; the trained model is remembered
+        out = train(model, params, ctx)
+        TRAINED[ctx.trial_number] = model
+        return out
+
+    st.optimize(build, watched, n_trials=3)
     return st
 
 
@@ -74,18 +85,38 @@ def test_a_keras_study_runs_and_stores_its_framework_and_runtime(study) -> None:
     assert recs[0].hardware["size_mb"].note and ".keras" in recs[0].hardware["size_mb"].note
 
 
-@TORCH_ONLY
+def test_the_best_model_is_kept_as_a_keras_file_through_the_framework_hook(study) -> None:
+    (k,) = kept_models(study)  # keep_models: best
+    attr = study.optuna_study.trials[k.trial].user_attrs[MODEL_ATTR]
+    assert k.model.format == "keras" and attr["filename"] == f"trial-{k.trial}-model.keras"  # its name says its format
+    assert attr["bytes"] == Path(k.model.path).stat().st_size
+    import h5py
+
+    with zipfile.ZipFile(k.model.path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
+        assert "layers" in h5 and "optimizer" not in h5  # the trained weights, not Adam's state (nothing reads it back)
+    assert zipfile.is_zipfile(k.model.path) and "config.json" in zipfile.ZipFile(k.model.path).namelist()  # Keras 3's format, no pickle
+
+
 def test_the_kept_best_model_loads_back_as_the_trained_keras_model(study) -> None:
     keras = import_keras()
     model = load_model(stored_study(study.name, study.storage_url))
     assert isinstance(model, keras.Model)
     best = study.best_feasible()[0]
     x, y = validation_data(study)
-    pred = np.argmax(np.asarray(keras.ops.convert_to_numpy(model(x, training=False))), axis=1)
-    assert float(np.mean(pred != y)) == pytest.approx(best.metrics["error"], abs=1e-6)
+    out = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)))
+    trained = np.asarray(keras.ops.convert_to_numpy(TRAINED[best.number](x, training=False)))
+    assert np.array_equal(out, trained)  # the same weights: the same outputs, bit for bit
+    assert float(np.mean(np.argmax(out, axis=1) != y)) == pytest.approx(best.metrics["error"], abs=1e-6)
 
 
-@TORCH_ONLY
+def test_hwtune_load_model_of_a_stored_keras_study_needs_no_build_model(study) -> None:
+    import hwtune
+
+    best = study.best_feasible()[0]
+    model = hwtune.load_model(study.name, storage=study.storage_url)
+    assert model.count_params() == TRAINED[best.number].count_params()
+
+
 def test_the_best_model_exports_as_keras_verified_and_remeasured(study, tmp_path: Path) -> None:
     manifest = export(study, format="keras", out=tmp_path / "out", latency_max_time_s=0.2, latency_rel_ci=0.3)
     (m,) = manifest["models"]
@@ -97,7 +128,6 @@ def test_the_best_model_exports_as_keras_verified_and_remeasured(study, tmp_path
     assert e.value.field == "format" and "keras" in (e.value.fix or "")
 
 
-@TORCH_ONLY
 def test_hwtune_export_writes_the_keras_file(study, tmp_path: Path) -> None:
     app = typer.Typer()
     app.command("export")(export_command)
@@ -142,7 +172,6 @@ def test_hwtune_export_without_tensorflow_exits_2_naming_format(study, tmp_path:
 _NO_TF = importlib.util.find_spec("tensorflow") is None
 
 
-@TORCH_ONLY
 @pytest.mark.skipif(_NO_TF, reason="TensorFlow is not installed (pip install tensorflow-cpu): TFLite conversion needs it")
 def test_the_best_model_exports_as_tflite_float_and_int8_verified_and_timed_in_the_interpreter(study, tmp_path: Path) -> None:
     _, y = validation_data(study)
@@ -159,5 +188,45 @@ def test_the_best_model_exports_as_tflite_float_and_int8_verified_and_timed_in_t
             assert v["error_pytorch"] == pytest.approx(m["metrics"]["error"]["value"], abs=1e-6)
         lat = m["exported"]["latency_ms"]
         assert lat["source"].startswith("measured:timer") and lat["source"].endswith(f"[{label}]") and m["exported"]["runtime"] == label
-        assert lat["study_source"].endswith("[keras-torch]") and lat["value"] != lat["study_value"]  # measured, not copied
+        assert lat["study_source"].endswith(f"[keras-{backend_name()}]") and lat["value"] != lat["study_value"]  # measured, not copied
         assert "this file runs in " + label in lat["comparison"]
+
+
+def _as_old_record(study, tmp_path: Path, data: bytes) -> object:
+    """A copy of ``study`` whose best trial's record is of the layout an older hwtune wrote for a Keras
+    study of the torch backend: its ``state_dict`` as ``trial-<n>-weights.pt``, format ``torch.state_dict``."""
+    import hashlib
+    import shutil
+    import sqlite3
+
+    src = Path(study.storage_url.removeprefix("sqlite:///"))
+    shutil.copy(src, tmp_path / "old.db")
+    (tmp_path / "old.db.artifacts").mkdir()
+    (tmp_path / "old.db.artifacts" / "old-weights").write_bytes(data)
+    n = study.best_feasible()[0].number
+    attr = {"kept": True, "artifact_id": "old-weights", "format": "torch.state_dict", "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "filename": f"trial-{n}-weights.pt", "folder": str(tmp_path / "old.db.artifacts")}
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        (tid,) = db.execute("SELECT trial_id FROM trials WHERE number = ?", (n,)).fetchone()
+        db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = ?", (json.dumps(attr), tid, MODEL_ATTR))
+    return stored_study(study.name, f"sqlite:///{tmp_path / 'old.db'}")
+
+
+def test_weights_an_older_hwtune_kept_for_a_keras_study_still_load_on_the_torch_backend(study, tmp_path: Path) -> None:
+    import torch
+
+    from hwtune.study._keep import weights_bytes
+
+    best = study.best_feasible()[0].number
+    if backend_name() == "torch":
+        old = _as_old_record(study, tmp_path, weights_bytes(TRAINED[best]))
+        model = load_model(old, best)
+        x, _ = validation_data(study, 32)
+        keras = import_keras()
+        assert np.array_equal(keras.ops.convert_to_numpy(model(x, training=False)), keras.ops.convert_to_numpy(TRAINED[best](x, training=False)))
+    else:  # a state_dict of the torch backend: another backend's model cannot take it, and the error says where it can
+        buf = io.BytesIO()
+        torch.save({"w": torch.zeros(1)}, buf)
+        with pytest.raises(ConfigError) as e:
+            load_model(_as_old_record(study, tmp_path, buf.getvalue()), best)
+        assert e.value.field == "trial" and "KERAS_BACKEND=torch" in (e.value.fix or "")

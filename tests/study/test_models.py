@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import signal
 import subprocess
@@ -353,3 +354,75 @@ def test_weights_are_read_as_tensors_only_and_checked_against_their_hash(tmp_pat
 
 class _NotATensor:
     pass
+
+
+# -- the framework hook (study._framework: save_kept / load_kept), old records, the no-model message ---
+def test_a_torch_study_keeps_the_same_record_and_file_as_before_frameworks_kept_models(tmp_path):
+    st = _run(tmp_path, "all", [(3, 0.1)])
+    attr = st.optuna_study.trials[0].user_attrs[MODEL_ATTR]
+    assert list(attr) == ["kept", "artifact_id", "format", "bytes", "sha256", "filename", "folder"]
+    assert attr["format"] == "torch.state_dict" and attr["filename"] == "trial-0-weights.pt"
+    (meta,) = optuna.artifacts.get_all_artifact_meta(st.optuna_study.trials[0], storage=st.optuna_study._storage)
+    assert meta.mimetype == "application/octet-stream" and meta.filename == "trial-0-weights.pt"
+    data = (tmp_path / "m.db.artifacts" / attr["artifact_id"]).read_bytes()
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    model = hwtune.load_model(st, 0)
+    assert set(state) == {"weight", "bias"} and torch.equal(model.weight, state["weight"]) and not model.training
+
+
+def test_a_record_without_a_format_is_read_as_a_torch_state_dict(tmp_path):
+    """Records of the oldest layout: the format is PyTorch's when none is written."""
+    from hwtune.study._framework import TorchFramework, framework_for_kept_format
+
+    assert isinstance(framework_for_kept_format(None), TorchFramework) and isinstance(framework_for_kept_format("torch.state_dict"), TorchFramework)
+    with pytest.raises(ConfigError) as ei:
+        framework_for_kept_format("onnx.model")
+    assert ei.value.field == "trial" and "onnx.model" in ei.value.problem and "keras" in ei.value.fix
+
+
+def _keras_or_skip() -> None:
+    from hwtune.keras._backend import import_keras, keras_available
+
+    if not keras_available():
+        pytest.skip("Keras 3 is not installed (pip install -e '.[keras]')")
+    import_keras()  # KERAS_BACKEND, else the configured backend if installed, else torch
+
+
+@pytest.mark.parametrize("name", ["torch", "keras"])
+def test_a_framework_keeps_and_reads_back_its_trained_network(name: str, tmp_path: Path) -> None:
+    from hwtune.study._framework import framework_for_kept_format, get_framework
+
+    if name == "keras":
+        _keras_or_skip()
+    fw = get_framework(name)
+    params = {"conv_layers": 1, "filters_0": 4, "dense_units": 8}
+    model = fw.build("cnn", params, (1, 8, 8), 10)
+    path = tmp_path / f"kept{fw.kept_suffix}"
+    fw.save_kept(model, path)
+    assert framework_for_kept_format(fw.kept_format) is fw
+    rebuilt = []
+
+    def rebuild() -> Any:
+        rebuilt.append(1)
+        return fw.build("cnn", {**params, "dense_units": 8}, (1, 8, 8), 10)
+
+    x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
+    back = fw.load_kept(path.read_bytes(), rebuild, 7)
+    assert np.array_equal(fw.predict(back, x), fw.predict(model, x))
+    assert rebuilt == ([1] if name == "torch" else [])  # a .keras file holds the network: nothing to rebuild
+    with pytest.raises(ConfigError) as ei:
+        fw.load_kept(b"not a model", rebuild, 7)
+    assert ei.value.field == "trial" and "trial 7" in ei.value.problem
+
+
+def test_without_a_kept_model_the_message_says_why_for_the_study_s_keep_models(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    st = _run(tmp_path / "a", "pareto", [(2, 0.1)], train=_train_no_handover)
+    with pytest.raises(ConfigError) as ei:
+        hwtune.load_model(st)
+    assert "keep_models: pareto" in ei.value.fix and "run it with keep_models" not in ei.value.fix and "ctx.keep_model(model)" in ei.value.fix
+    st = _run(tmp_path / "b", "none", [(2, 0.1)])
+    with pytest.raises(ConfigError) as ei:
+        hwtune.load_model(st)
+    assert "run it with keep_models: pareto, best or all" in ei.value.fix

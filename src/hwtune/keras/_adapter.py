@@ -11,6 +11,7 @@ import numpy as np
 
 from hwtune.exceptions import ConfigError
 from hwtune.keras._backend import INSTALL_FIX, import_keras, keras_available
+from hwtune.keras._backend import backend_name as _backend
 from hwtune.study._framework import Framework, TrainOutcome
 
 __all__ = ["KERAS_RUNTIME", "KerasFramework"]
@@ -111,6 +112,34 @@ class KerasFramework(Framework):
             return profile_tflite(path, self.example_input(shape), device, ("latency_ms",), **kwargs)
         return self.measure(self.load(path), {}, shape, device, ("latency_ms",), KERAS_RUNTIME, **kwargs)
 
+    kept_format = "keras"
+    """A kept Keras network is the model as a ``.keras`` file (Keras 3's zip of the config JSON and the
+    weights), on every backend; read back with ``safe_mode=True``."""
+    kept_suffix = ".keras"
+    kept_mimetype = "application/zip"
+
+    def save_kept(self, model: Any, path: Path) -> None:
+        """``model.save`` as a ``.keras`` file: the architecture and the trained weights (no pickle),
+        without the optimizer's state (a third of the size with Adam), which nothing reads back."""
+        self.save(_without_optimizer(model), path)
+
+    def load_kept(self, data: bytes, rebuild: Callable[[], Any], trial: int) -> Any:
+        """The kept ``.keras`` file loaded with ``safe_mode=True`` on Keras's backend (``rebuild`` is not
+        needed: the file holds the network). A ``torch.state_dict`` record (a Keras study of the torch
+        backend, kept by an older hwtune) is read by ``TorchFramework`` instead (its format says so)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="hwtune-kept-") as d:
+            path = Path(d) / f"trial-{trial}-model.keras"
+            path.write_bytes(data)
+            try:
+                return self.load(path)
+            except ConfigError:
+                raise
+            except Exception as e:  # noqa: BLE001 - Keras raises many types for a file it cannot read
+                raise ConfigError("trial", f"the kept model of trial {trial} cannot be loaded as a .keras file on the {_backend()} backend: {type(e).__name__}: {str(e)[:300]}.",
+                                  "load it with the KERAS_BACKEND the study ran on, or use another trial's model.") from None
+
     def param_count(self, model: Any) -> int | None:
         return int(model.count_params())
 
@@ -122,3 +151,16 @@ class KerasFramework(Framework):
     def predict(self, model: Any, x: Any) -> Any:
         keras = import_keras()
         return np.asarray(keras.ops.convert_to_numpy(model(np.asarray(x, dtype="float32"), training=False)))
+
+
+def _without_optimizer(model: Any) -> Any:
+    """A copy of a compiled ``model`` (its config, its weights) without the optimizer; ``model`` itself
+    when it has none or cannot be rebuilt from its config (a subclassed model is kept with it)."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    try:
+        clone = type(model).from_config(model.get_config())
+        clone.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001 - a model without a usable get_config: keep it as it is
+        return model
+    return clone

@@ -347,9 +347,8 @@ class ClassifierTrainer:
         if plan is not None:  # the delivered network is the compressed one: its errors are the trial's
             model, metrics = self._compress(model, plan, ctx, metrics)
         keep = getattr(ctx, "keep_model", None)
-        # trained in place: the study keeps its weights (keep_models); a Keras model off the torch
-        # backend has no state_dict of tensors: none is kept, and the trial records "no model kept"
-        if callable(keep) and callable(getattr(model, "state_dict", None)):
+        # trained in place: the study keeps it through its framework (keep_models; Framework.save_kept)
+        if callable(keep):
             keep(model)
         return metrics
 

@@ -9,6 +9,9 @@ made from a study file needs from one is here, as one small abstract class:
 - :meth:`Framework.train`: train and evaluate it with the trial's training params, reporting the
   validation error after every epoch (so pruners work), seeded;
 - :meth:`Framework.save`: write the network as the framework ships it;
+- :meth:`Framework.save_kept` and :meth:`Framework.load_kept`: keep a trained network as an Optuna
+  artifact (``keep_models``) and read it back, in the framework's own plain-data format, recorded as
+  :attr:`Framework.kept_format` (PyTorch: a ``state_dict``; Keras: a ``.keras`` file);
 - :meth:`Framework.check_space` and :meth:`Framework.check_runtime`: refuse, before anything is
   written, what the framework cannot do (naming the param or the runtime).
 
@@ -22,6 +25,7 @@ its Tuner); the adapter's module is imported by name when a study asks for it, a
 from __future__ import annotations
 
 import importlib
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -34,9 +38,12 @@ __all__ = [
     "Framework",
     "TorchFramework",
     "TrainOutcome",
+    "framework_for_kept_format",
     "framework_for_runtime",
     "get_framework",
     "runtimes",
+    "state_from_bytes",
+    "weights_bytes",
 ]
 
 FRAMEWORKS: dict[str, tuple[str, str]] = {
@@ -47,6 +54,9 @@ FRAMEWORKS: dict[str, tuple[str, str]] = {
 
 _RUNTIME_OWNER: dict[str, str] = {"torch": "torch", "torchscript": "torch", "onnxruntime": "torch", "keras": "keras"}
 """Each runtime a study can measure in belongs to one framework (stored with the study as ``runtime``)."""
+
+_KEPT_FORMAT_OWNER: dict[str, str] = {"torch.state_dict": "torch", "keras": "keras"}
+"""Each format a kept network is recorded with belongs to the framework that reads it (``Framework.kept_format``)."""
 
 _INSTANCES: dict[str, Framework] = {}
 
@@ -105,6 +115,25 @@ class Framework(ABC):
     def predict(self, model: Any, x: Any) -> Any:
         """Outputs (numpy) of ``model`` on inputs ``x`` (numpy, batch first), in inference mode."""
 
+    # -- kept networks (keep_models; study._keep, study._models) ---------------------------------------
+    kept_format: str = ""
+    """Recorded with each network this framework keeps (``hwtune:model`` ``format``); a stored record's
+    format says which framework reads it back (:func:`framework_for_kept_format`)."""
+    kept_suffix: str = ""
+    """The kept file's extension: its artifact's file name says its format."""
+    kept_mimetype: str = "application/octet-stream"
+
+    def save_kept(self, model: Any, path: Path) -> None:
+        """Write the trained ``model`` to ``path`` (ending in :attr:`kept_suffix`) for the study to keep
+        as an Optuna artifact: plain data only (no pickle)."""
+        raise ConfigError("keep_models", f"framework {self.name} does not keep trained networks.", "use keep_models: none.")
+
+    def load_kept(self, data: bytes, rebuild: Callable[[], Any], trial: int) -> Any:
+        """The trained network of trial ``trial`` from the kept bytes ``data`` (already checked against
+        their sha256), in inference mode, on the CPU, without running code from the file.
+        ``rebuild()`` gives the untrained network of the trial's params, for a format of weights only."""
+        raise ConfigError("trial", f"framework {self.name} does not read kept networks back.", "load the network with the hwtune and framework that kept it.")
+
 
 def get_framework(name: Any, field: str = "framework") -> Framework:
     """The adapter of framework ``name`` (imported on first use)."""
@@ -121,6 +150,16 @@ def framework_for_runtime(runtime: Any, field: str = "runtime") -> Framework:
     if not isinstance(runtime, str) or runtime not in _RUNTIME_OWNER:
         raise ConfigError(field, f"unknown runtime {runtime!r}.", f"use one of {', '.join(runtimes())}.")
     return get_framework(_RUNTIME_OWNER[runtime])
+
+
+def framework_for_kept_format(fmt: Any) -> Framework:
+    """The adapter that reads a kept network recorded with format ``fmt`` (``None``: a record of before
+    formats were compared, PyTorch's ``state_dict``)."""
+    owner = _KEPT_FORMAT_OWNER.get(str(fmt) if fmt is not None else TorchFramework.kept_format)
+    if owner is None:
+        raise ConfigError("trial", f"the kept model has format {fmt!r}, which this hwtune does not read.",
+                          f"load it with the hwtune that kept it (this one reads {', '.join(_KEPT_FORMAT_OWNER)}).")
+    return get_framework(owner)
 
 
 def runtimes() -> tuple[str, ...]:
@@ -185,6 +224,31 @@ class TorchFramework(Framework):
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, p)
         return p
 
+    kept_format = "torch.state_dict"
+    kept_suffix = ".pt"
+
+    def save_kept(self, model: Any, path: Path) -> None:
+        """``torch.save`` of the ``state_dict`` (tensors on the CPU only; ``study._keep.weights_bytes``)."""
+        if not callable(getattr(model, "state_dict", None)):
+            raise TypeError(f"keep_model takes the trained torch.nn.Module in a PyTorch study, got {type(model).__name__}")
+        Path(path).write_bytes(weights_bytes(model))
+
+    def load_kept(self, data: bytes, rebuild: Callable[[], Any], trial: int) -> Any:
+        """The rebuilt network with the ``state_dict`` loaded (``torch.load(weights_only=True)``). The
+        network may be a Keras model of the torch backend (an nn.Module): hwtune kept those so before
+        Keras studies kept ``.keras`` files."""
+        state = state_from_bytes(data, f"trial {trial}")
+        model = rebuild()
+        if not callable(getattr(model, "load_state_dict", None)):
+            raise ConfigError(
+                "trial", f"the kept weights of trial {trial} are a PyTorch state_dict, and the network rebuilt from its params is a {type(model).__name__} without load_state_dict.",
+                "a Keras study of the torch backend kept such weights: load it with KERAS_BACKEND=torch.")
+        try:
+            model.load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - load_state_dict of any module
+            raise ConfigError("trial", f"the kept weights of trial {trial} do not fit the network rebuilt from its params: {str(e)[:300]}.", "pass the build_model the study ran with.") from None
+        return model.eval()
+
     def param_count(self, model: Any) -> int | None:
         return int(sum(int(p.numel()) for p in model.parameters()))
 
@@ -198,3 +262,34 @@ class TorchFramework(Framework):
                 return model(torch.as_tensor(x)).detach().cpu().numpy()
         finally:
             model.train(was)
+
+
+def weights_bytes(model: Any) -> bytes:
+    """``torch.save`` of the model's ``state_dict`` (on the CPU, tensors only)."""
+    import torch
+
+    for attr in ("_orig_mod", "module"):  # torch.compile / DistributedDataParallel wrappers
+        inner = getattr(model, attr, None)
+        if inner is not None and callable(getattr(inner, "state_dict", None)):
+            model = inner
+    state = {}
+    for k, v in model.state_dict().items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"state_dict entry {k!r} is a {type(v).__name__}, not a tensor; hwtune keeps tensors only (never pickles objects)")
+        state[k] = v.detach().to("cpu").clone()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def state_from_bytes(data: bytes, what: str, field_name: str = "trial") -> dict[str, Any]:
+    """A ``state_dict`` from ``torch.save`` bytes, loaded with ``weights_only=True`` (tensors only)."""
+    import torch
+
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - weights_only refuses anything but tensors, with many exception types
+        raise ConfigError(field_name, f"the weights {what} cannot be read as tensors: {type(e).__name__}: {str(e)[:200]}.", "use another trial's model.") from None
+    if not isinstance(state, Mapping):
+        raise ConfigError(field_name, f"the weights {what} hold a {type(state).__name__}, not a state_dict.", "use another trial's model.")
+    return dict(state)

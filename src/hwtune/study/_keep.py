@@ -1,9 +1,13 @@
 """Keeping a study's trained networks (``keep_models``) as Optuna artifacts.
 
-A trained trial's weights (a PyTorch ``state_dict`` of tensors, written with ``torch.save`` and read
-back only with ``torch.load(..., weights_only=True)``) are uploaded with
-``optuna.artifacts.upload_artifact`` *inside the trial*, before its status becomes ``trained``, so a
-crash never leaves a trained trial without its weights; ``optuna-dashboard`` lists them. Where they go:
+A trained trial's network is written by the study's framework (``Framework.save_kept``, found from the
+study's runtime; ``study._framework``): PyTorch's a ``state_dict`` of tensors (``torch.save``, read back
+only with ``torch.load(..., weights_only=True)``; ``trial-<n>-weights.pt``), Keras's the model as a
+``.keras`` file (``trial-<n>-model.keras``, read back with ``safe_mode=True``), on any backend. The
+format is recorded with it (``hwtune:model`` ``format``) and says who reads it back
+(``Framework.load_kept``). It is uploaded with ``optuna.artifacts.upload_artifact`` *inside the trial*,
+before its status becomes ``trained``, so a crash never leaves a trained trial without its weights;
+``optuna-dashboard`` lists them. Where they go:
 a folder beside a SQLite file (``hwtune.db`` -> ``hwtune.db.artifacts/``), the folder ``artifacts``
 names, or any Optuna artifact store passed through the API; a study in memory keeps them in a
 temporary folder that lives as long as the process.
@@ -22,7 +26,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -33,20 +36,41 @@ from pathlib import Path
 from typing import Any
 
 from hwtune.exceptions import ConfigError
+from hwtune.study._framework import (
+    framework_for_runtime,
+    get_framework,
+    state_from_bytes,
+    weights_bytes,
+)
 from hwtune.study._storage import _sqlite_path, safe_url
 from hwtune.vocabulary import MODEL_ATTR, MODEL_REMOVED_PREFIX, trial_status
 
-__all__ = ["KEEP_MODES", "WEIGHTS_FORMAT", "ModelKeeper", "ModelRecord", "ModelsSummary", "model_records", "read_weights", "weights_bytes"]
+__all__ = ["KEEP_MODES", "WEIGHTS_FORMAT", "ModelKeeper", "ModelRecord", "ModelsSummary", "model_records", "read_artifact", "read_weights", "state_from_bytes", "weights_bytes"]
 
 KEEP_MODES: tuple[str, ...] = ("best", "pareto", "all", "none")
 WEIGHTS_FORMAT = "torch.state_dict"
-"""``torch.save`` of a dict of tensors (``state_dict``); read with ``torch.load(weights_only=True)``."""
+"""PyTorch's kept format (``TorchFramework.kept_format``): ``torch.save`` of a dict of tensors
+(``state_dict``); read with ``torch.load(weights_only=True)``."""
 _ARTIFACT_PREFIX = "artifacts:"  # Optuna's system attribute of an uploaded artifact's meta
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
-def _filename(number: int) -> str:
-    return f"trial-{number}-weights.pt"
+def _filename(number: int, suffix: str = ".pt") -> str:
+    """The kept file's name: its extension says its format (PyTorch's keeps the name of before frameworks)."""
+    return f"trial-{number}-weights.pt" if suffix == ".pt" else f"trial-{number}-model{suffix}"
+
+
+def _own_filename(name: Any, number: int) -> bool:
+    """Whether ``name`` is a file hwtune keeps for trial ``number`` (of any framework)."""
+    return isinstance(name, str) and (name == _filename(number) or (name.startswith(f"trial-{number}-model.") and "/" not in name))
+
+
+def _framework_of(study: Any) -> Any:
+    """The framework whose networks ``study`` holds (from its runtime; PyTorch for a study without one)."""
+    try:
+        return framework_for_runtime(getattr(study, "runtime", "torch"))
+    except ConfigError:
+        return get_framework("torch")
 
 
 def _is_store(obj: Any) -> bool:
@@ -68,27 +92,8 @@ def default_folder(url: str | None) -> Path | None:
     return Path(path + ".artifacts").expanduser().resolve() if path else None
 
 
-def weights_bytes(model: Any) -> bytes:
-    """``torch.save`` of the model's ``state_dict`` (on the CPU, tensors only)."""
-    import torch
-
-    for attr in ("_orig_mod", "module"):  # torch.compile / DistributedDataParallel wrappers
-        inner = getattr(model, attr, None)
-        if inner is not None and callable(getattr(inner, "state_dict", None)):
-            model = inner
-    state = {}
-    for k, v in model.state_dict().items():
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"state_dict entry {k!r} is a {type(v).__name__}, not a tensor; hwtune keeps tensors only (never pickles objects)")
-        state[k] = v.detach().to("cpu").clone()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    return buf.getvalue()
-
-
-def read_weights(store: Any, artifact_id: str, sha256: str | None, field_name: str = "trial") -> dict[str, Any]:
-    """The ``state_dict`` of an artifact, checked against its recorded sha256; loaded with ``weights_only=True``."""
-    import torch
+def read_artifact(store: Any, artifact_id: str, sha256: str | None, field_name: str = "trial") -> bytes:
+    """The bytes of a kept artifact, checked against its recorded sha256."""
     from optuna.artifacts.exceptions import ArtifactNotFound
 
     try:
@@ -101,13 +106,12 @@ def read_weights(store: Any, artifact_id: str, sha256: str | None, field_name: s
         ) from None
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         raise ConfigError(field_name, f"the weights {artifact_id} do not match their recorded sha256: the file was changed or damaged.", "use another trial's model, or run the trial again.")
-    try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - weights_only refuses anything but tensors, with many exception types
-        raise ConfigError(field_name, f"the weights {artifact_id} cannot be read as tensors: {type(e).__name__}: {str(e)[:200]}.", "use another trial's model.") from None
-    if not isinstance(state, Mapping):
-        raise ConfigError(field_name, f"the weights {artifact_id} hold a {type(state).__name__}, not a state_dict.", "use another trial's model.")
-    return dict(state)
+    return bytes(data)
+
+
+def read_weights(store: Any, artifact_id: str, sha256: str | None, field_name: str = "trial") -> dict[str, Any]:
+    """The ``state_dict`` of a PyTorch artifact, checked against its recorded sha256; loaded with ``weights_only=True``."""
+    return state_from_bytes(read_artifact(store, artifact_id, sha256, field_name), artifact_id, field_name)
 
 
 def describe_store(store: Any) -> str:
@@ -275,25 +279,27 @@ class ModelKeeper:
 
     # -- inside a trial ---------------------------------------------------------------------------
     def keep(self, study: Any, trial: Any, model: Any, values: tuple[float, ...], feasible: bool) -> None:
-        """Store ``model``'s weights on ``trial`` (running) if the mode keeps it, else record why not."""
+        """Store ``model`` on ``trial`` (running) if the mode keeps it, else record why not; the
+        study's framework writes it (``Framework.save_kept``) and names its format."""
         reason = self._why_not(study, model, values, feasible)
         if reason is not None:
             trial.set_user_attr(MODEL_ATTR, {"kept": False, "reason": reason})
             return
         from optuna.artifacts import upload_artifact
 
-        data = weights_bytes(model)
+        framework = _framework_of(study)
         store = self.store(create=True)
         with tempfile.TemporaryDirectory(prefix="hwtune-weights-") as d:
-            path = Path(d) / _filename(trial.number)
-            path.write_bytes(data)
+            path = Path(d) / _filename(trial.number, framework.kept_suffix)
+            framework.save_kept(model, path)
+            data = path.read_bytes()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ExperimentalWarning in some Optuna versions
                 # Optuna records the artifact's meta on the trial, then writes the file
-                artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype="application/octet-stream")
+                artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=framework.kept_mimetype)
         folder = self.folder if self._store_obj is None else None
         trial.set_user_attr(MODEL_ATTR, {
-            "kept": True, "artifact_id": artifact_id, "format": WEIGHTS_FORMAT, "bytes": len(data),
+            "kept": True, "artifact_id": artifact_id, "format": framework.kept_format, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "filename": path.name, "folder": str(folder) if folder else None,
         })
 
@@ -394,7 +400,7 @@ def _artifact_ids(t: Any) -> list[str]:
             continue
         with contextlib.suppress(ValueError, TypeError):
             meta = json.loads(v) if isinstance(v, str) else v
-            if isinstance(meta, Mapping) and meta.get("filename") == _filename(t.number) and meta.get("artifact_id") not in ids:
+            if isinstance(meta, Mapping) and _own_filename(meta.get("filename"), t.number) and meta.get("artifact_id") not in ids:
                 ids.append(str(meta["artifact_id"]))
     return ids
 

@@ -1,8 +1,11 @@
-"""The networks a study found, back as PyTorch modules: ``load_model``, the kept models, validation data.
+"""The networks a study found, back in their framework: ``load_model``, the kept models, validation data.
 
-``load_model(study, trial)`` rebuilds the network from the trial's stored params (the study's
-``build_model``; for a study made from a study file, its model family from the stored definition) and
-loads the kept weights (``torch.load(..., weights_only=True)``: tensors only, never a pickled object).
+``load_model(study, trial)`` reads the kept network back through the framework that its recorded
+format belongs to (``study._framework.framework_for_kept_format``): PyTorch's rebuilds the network from
+the trial's stored params (the study's ``build_model``; for a study made from a study file, its model
+family from the stored definition) and loads the kept weights (``torch.load(..., weights_only=True)``:
+tensors only, never a pickled object); Keras's loads the kept ``.keras`` file (``safe_mode=True``: no
+code from the file runs) on whatever backend Keras runs on.
 ``kept_models`` lists every trial whose weights are kept, with its stored record (params, errors,
 hardware measurements); ``validation_inputs`` / ``validation_labels`` give the study's validation data
 with the split and scaling training used, for checking an export against the trained network.
@@ -13,18 +16,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from hwtune.exceptions import ConfigError
-from hwtune.study._keep import ModelRecord, _best_of, read_weights
+from hwtune.study._keep import ModelRecord, _best_of, read_artifact
 from hwtune.study._stored import stored_study
 from hwtune.study._study import Study
 from hwtune.vocabulary import StoredTrial, read_trial
-
-if TYPE_CHECKING:
-    from torch import nn
 
 __all__ = ["KeptModel", "as_study", "kept_models", "load_model", "load_model_for", "training_inputs", "validation_data", "validation_inputs", "validation_labels"]
 
@@ -98,14 +98,31 @@ def _compressed_skeleton(study: Study, model: Any, params: dict[str, Any]) -> An
     return shape_untrained(model, dataclasses.replace(plan, prune_alpha=0.0, sparsity=0.0), torch.zeros((1, *study.input_shape)))
 
 
-def load_model_for(study: Study, trial_number: int, *, build_model: Any = None) -> nn.Module:
-    """The trained network of trial ``trial_number`` of ``study``, in ``eval()`` mode, on the CPU.
+def _no_model_fix(study: Study, records: dict[int, ModelRecord]) -> str:
+    """What to do when no trial of ``study`` has a kept model: it depends on whether it kept any."""
+    mode = study.model_keeper.mode
+    if mode == "none":
+        return "no trial of this study has a kept model: run it with keep_models: pareto, best or all (the built-in trainer hands its network over)."
+    reasons = sorted({str(r.reason) for r in records.values() if not r.kept and r.reason})
+    head = f"no trial of this study has a kept model, although it ran with keep_models: {mode}"
+    if any("handed no model over" in r for r in reasons):
+        return (f"{head}: its train_and_evaluate handed no network over. A train_and_evaluate of your own calls ctx.keep_model(model) "
+                "after training; a Keras study run by an older hwtune on the tensorflow or jax backend kept none: run it again with this one.")
+    if any("kept no models when this trial ran" in r for r in reasons):
+        return f"{head} now: its trials ran before it kept models. Run more trials (resume the study)."
+    return f"{head}: {'; '.join(reasons)[:300] or 'none was trained'}. Run more trials until one is kept."
+
+
+def load_model_for(study: Study, trial_number: int, *, build_model: Any = None) -> Any:
+    """The trained network of trial ``trial_number`` of ``study``, in inference mode, on the CPU: a
+    PyTorch ``nn.Module`` (``eval()``), or a Keras model for a Keras study (on any backend).
 
     Args:
         study: the study (the one that ran, or :func:`~hwtune.study.stored_study`).
         trial_number: a trial whose weights are kept (see :func:`kept_models`).
-        build_model: ``params -> untrained nn.Module``; default the one the study ran with, else its
-            model family (a study made from a study file).
+        build_model: ``params -> untrained network``; default the one the study ran with, else its
+            model family (a study made from a study file). A kept ``.keras`` file needs none: it holds
+            the network.
 
     Raises:
         ConfigError: naming ``trial`` when that trial has no kept model (listing those that have),
@@ -120,36 +137,36 @@ def load_model_for(study: Study, trial_number: int, *, build_model: Any = None) 
     if rec is None or not rec.kept:
         trials = study.optuna_study.get_trials(deepcopy=False)
         why = rec.reason if rec is not None else ("there is no such trial" if n not in {t.number for t in trials} else f"it is {read_trial(next(t for t in trials if t.number == n)).status}, not trained")
-        fix = f"use one of the trials with a model: {', '.join(map(str, with_model))}." if with_model else (
-            "no trial of this study has a kept model: run it with keep_models: pareto, best or all (the built-in trainer hands its network over; "
-            "a train_and_evaluate of your own calls ctx.keep_model(model)).")
+        fix = f"use one of the trials with a model: {', '.join(map(str, with_model))}." if with_model else _no_model_fix(study, records)
         raise ConfigError("trial", f"trial {n} of study {study.name!r} has no kept model: {why}.", fix)
-    builder = build_model or study._build_model or _family_builder(study)
-    frozen = next(t for t in study.optuna_study.get_trials(deepcopy=False) if t.number == n)
-    params = dict(read_trial(frozen).params)
-    try:
-        model = builder(params)
-    except ConfigError:
-        raise
-    except Exception as e:  # noqa: BLE001 - the user's build_model may raise anything
-        raise ConfigError("build_model", f"cannot rebuild the network of trial {n} from its params: {type(e).__name__}: {str(e)[:300]}.", "pass the build_model the study ran with.") from None
-    model = _compressed_skeleton(study, model, params)
+    from hwtune.study._framework import framework_for_kept_format
+
+    framework = framework_for_kept_format(rec.format)  # who reads it back: the format says (not the runtime)
+
+    def rebuild() -> Any:  # the untrained network of the trial's params, for a format of weights only
+        builder = build_model or study._build_model or _family_builder(study)
+        frozen = next(t for t in study.optuna_study.get_trials(deepcopy=False) if t.number == n)
+        params = dict(read_trial(frozen).params)
+        try:
+            model = builder(params)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the user's build_model may raise anything
+            raise ConfigError("build_model", f"cannot rebuild the network of trial {n} from its params: {type(e).__name__}: {str(e)[:300]}.", "pass the build_model the study ran with.") from None
+        return _compressed_skeleton(study, model, params)
+
     if rec.path is not None:
         from optuna.artifacts import FileSystemArtifactStore
 
         store: Any = FileSystemArtifactStore(Path(rec.path).parent)
     else:
         store = study.model_keeper.store()
-    state = read_weights(store, str(rec.artifact_id), rec.sha256)
-    try:
-        model.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - load_state_dict of any module
-        raise ConfigError("trial", f"the kept weights of trial {n} do not fit the network rebuilt from its params: {str(e)[:300]}.", "pass the build_model the study ran with.") from None
-    return model.eval()
+    return framework.load_kept(read_artifact(store, str(rec.artifact_id), rec.sha256), rebuild, n)
 
 
-def load_model(study: Study | str | None, trial: int | None = None, *, storage: str | None = None) -> nn.Module:
-    """The trained network of a trial, rebuilt and loaded with its kept weights (``eval()``, CPU).
+def load_model(study: Study | str | None, trial: int | None = None, *, storage: str | None = None) -> Any:
+    """The trained network of a trial, loaded from its kept model: a PyTorch network rebuilt from its
+    params with the kept weights (``eval()``, CPU), or the kept Keras model of a Keras study.
 
     Args:
         study: a :class:`Study`, or the name of a stored study (``None``: the only one in ``storage``).

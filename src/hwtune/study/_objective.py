@@ -77,11 +77,13 @@ class TrialContext:
     compression: CompressionPlan | None = None
 
     def keep_model(self, model: Any) -> None:
-        """Hand the trained ``torch.nn.Module`` over, so that the study can keep its weights
-        (``keep_models``). The built-in trainer does this; a ``train_and_evaluate`` of your own calls
-        it once training is done. A trial that hands none over records "no model kept"."""
-        if not callable(getattr(model, "state_dict", None)):
-            raise TypeError(f"keep_model takes the trained torch.nn.Module, got {type(model).__name__}")
+        """Hand the trained network over (a ``torch.nn.Module``, or a Keras model in a study of
+        framework ``keras``), so that the study can keep it (``keep_models``) through its framework
+        (``Framework.save_kept``, which checks the kind). The built-in trainer does this; a
+        ``train_and_evaluate`` of your own calls it once training is done. A trial that hands none over
+        records "no model kept"."""
+        if model is None:
+            raise TypeError("keep_model takes the trained network, got None")
         self.kept_model = model
 
 
