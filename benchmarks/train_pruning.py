@@ -1,22 +1,28 @@
-"""Benchmark: does early stopping pay? The same study with and without Hyperband pruning.
+"""Benchmark: does early stopping pay? The same study with and without pruning (Hyperband, hwtune's
+learning-curve pruner ``curve``, or any pruner spec), under each sampler asked for (TPE, hwtune).
 
 Real MNIST (a subset, for minutes rather than hours), the HyperPower-style CNN space with a latency
-limit (inference batch 64, one CPU thread), TPE, the same wall-clock budget for both studies, for
+limit (inference batch 64, one CPU thread), the same wall-clock budget for every study, for
 several seeds. The limit is the median latency of a few random networks of the space, measured
 first, so that about half of the space is over budget whatever the CPU.
 
 For each seed: the target is the best validation error the *unpruned* study reached; we report the
 training time each study needed to first reach it (sum of the durations of the trials trained so far,
 pruned ones included, over-budget ones excluded: they are never trained) and the ratio
-pruned / unpruned. Goal: median ratio <= 0.5.
+pruned / unpruned, each pruner against the unpruned study of the same sampler and seed; and the same
+ratio counted in epochs trained (blind to the machine's speed, which a shared machine changes from
+minute to minute). Goal
+(issue 19): median ratio <= 0.5. Each trial's per-epoch validation errors are kept in the raw results.
 
     python benchmarks/train_pruning.py --mnist ../shared/data/mnist --seeds 0 1 2 3 4 --minutes 3 --jobs 10
+    python benchmarks/train_pruning.py --seeds 0 1 2 3 --pruner hyperband curve --sampler tpe hwtune
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -74,7 +80,7 @@ def run_study(args: dict[str, Any]) -> dict[str, Any]:
         "device": "cpu:1",
         "inference_batch_size": 64,
         "seed": args["seed"],
-        "sampler": "tpe",
+        "sampler": args.get("sampler", "tpe"),
         "latency": {"rel_ci": 0.1, "max_time_s": 0.5},
         "pruner": json.loads(args["pruner"]) if args["pruner"].startswith("{") else args["pruner"],
         "trainer": {"channels_last": False, "amp": False},  # same numerics in both studies, no probes
@@ -91,8 +97,15 @@ def run_study(args: dict[str, Any]) -> dict[str, Any]:
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds(),
             "error": t.value if status == "trained" else None,
             "epochs": (t.user_attrs.get("hwtune:metrics") or {}).get("epochs") if status == "trained" else t.user_attrs.get("hwtune:pruned_at_epoch"),
+            "curve": _curve(t),
         })
-    return {"pruner": args["pruner"], "seed": args["seed"], "trials": trials}
+    return {"pruner": args["pruner"], "sampler": args.get("sampler", "tpe"), "seed": args["seed"], "trials": trials}
+
+
+def _curve(t: Any) -> list[float]:
+    """The trial's validation error per epoch (Optuna's intermediate values, else hwtune's curve attribute)."""
+    raw = t.user_attrs.get("hwtune:curve") or {str(k): v for k, v in t.intermediate_values.items()}
+    return [float(raw[k]) for k in sorted(raw, key=int)]
 
 
 def time_to(trials: list[dict[str, Any]], target: float) -> float | None:
@@ -106,6 +119,61 @@ def time_to(trials: list[dict[str, Any]], target: float) -> float | None:
     return None
 
 
+def epochs_to(trials: list[dict[str, Any]], target: float) -> int | None:
+    """Epochs trained (trained + pruned trials, in order) until a trained trial's error <= target: the
+    same measure as :func:`time_to`, blind to how fast the (shared, loaded) machine ran that minute."""
+    spent = 0
+    for t in trials:
+        if t["status"] in ("trained", "pruned"):
+            spent += len(t.get("curve") or []) or int(t.get("epochs") or 0)
+        if t["status"] == "trained" and t["error"] is not None and t["error"] <= target + 1e-12:
+            return spent
+    return None
+
+
+def summarize(results: list[dict[str, Any]], samplers: list[str], pruners: list[str], seeds: list[int], out: dict[str, Any]) -> dict[str, Any]:
+    """Per sampler and pruner: each seed's time (and epochs) to the unpruned study's best, and the medians."""
+    out["pruners"] = {}
+    for sa, pr in ((sa, pr) for sa in samplers for pr in pruners):
+        rows = []
+        for s in seeds:
+            base = next(r for r in results if r["seed"] == s and r["pruner"] == "none" and r.get("sampler", "tpe") == sa)
+            pruned = next(r for r in results if r["seed"] == s and r["pruner"] == pr and r.get("sampler", "tpe") == sa)
+            errs = [t["error"] for t in base["trials"] if t["error"] is not None]
+            target = min(errs) if errs else None
+            t_base = time_to(base["trials"], target) if target is not None else None
+            t_pruned = time_to(pruned["trials"], target) if target is not None else None
+            e_base = epochs_to(base["trials"], target) if target is not None else None
+            e_pruned = epochs_to(pruned["trials"], target) if target is not None else None
+            perrs = [t["error"] for t in pruned["trials"] if t["error"] is not None]
+            count = lambda r, st: sum(t["status"] == st for t in r["trials"])
+            rows.append({
+                "seed": s, "target_error": target,
+                "unpruned_s": t_base, "pruned_s": t_pruned,
+                "ratio": (t_pruned / t_base) if (t_pruned is not None and t_base) else None,
+                "unpruned_epochs": e_base, "pruned_epochs": e_pruned,
+                "epoch_ratio": (e_pruned / e_base) if (e_pruned is not None and e_base) else None,
+                "unpruned_best": target, "pruned_best": min(perrs) if perrs else None,
+                "unpruned_trials": {st: count(base, st) for st in ("trained", "over_budget", "failed")},
+                "pruned_trials": {st: count(pruned, st) for st in ("trained", "pruned", "over_budget", "failed")},
+                "pruned_at_epochs": sorted(t["epochs"] for t in pruned["trials"] if t["status"] == "pruned"),
+            })
+        ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in rows]
+        eratios = [r["epoch_ratio"] if r["epoch_ratio"] is not None else float("inf") for r in rows]
+        out["pruners"][f"{sa}/{pr}"] = {"sampler": sa, "pruner": pr, "rows": rows, "median_ratio": statistics.median(ratios),
+                                        "median_epoch_ratio": statistics.median(eratios), "reached": sum(r["ratio"] is not None for r in rows)}
+    return out
+
+
+def report(out: dict[str, Any]) -> None:
+    for pr, res in out["pruners"].items():
+        print(f"{pr}: median ratio {res['median_ratio']:.3g} (epochs {res['median_epoch_ratio']:.3g}), reached {res['reached']}/{len(res['rows'])}")
+        for r in res["rows"]:
+            print(f"  seed {r['seed']}: target {r['target_error']}, unpruned {r['unpruned_s']} s / {r['unpruned_epochs']} epochs, "
+                  f"pruned {r['pruned_s']} s / {r['pruned_epochs']} epochs, best {r['unpruned_best']} vs {r['pruned_best']}, "
+                  f"trials {r['unpruned_trials']} vs {r['pruned_trials']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist", default="../shared/data/mnist")
@@ -114,11 +182,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-subset", type=int, default=3000)
     p.add_argument("--val-size", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=9)
-    p.add_argument("--pruner", nargs="+", default=["hyperband"], help="pruner names or JSON specs, each compared with no pruning")
+    p.add_argument("--pruner", nargs="+", default=["hyperband", "curve"], help="pruner names or JSON specs, each compared with no pruning")
+    p.add_argument("--sampler", nargs="+", default=["tpe"], help="samplers (tpe, hwtune, random): every pruner runs under each")
     p.add_argument("--limit", type=float, default=None, help="latency limit in ms (default: calibrated)")
     p.add_argument("--jobs", type=int, default=1, help="studies run at once (each on one thread)")
     p.add_argument("--out", default=None)
+    p.add_argument("--reuse", default=None, help="an earlier --out file: its studies of the same sampler, pruner and seed are reused, "
+                   "not run again (the same --limit, --minutes, --train-subset, --val-size and --epochs are required)")
+    p.add_argument("--summarize", default=None, help="an earlier --out file: recompute its summary from its raw studies, run nothing")
     args = p.parse_args(argv)
+    if args.summarize:
+        with open(args.summarize) as f:
+            old = json.load(f)
+        samplers = list(dict.fromkeys(r.get("sampler", "tpe") for r in old["raw"]))
+        pruners = list(dict.fromkeys(r["pruner"] for r in old["raw"] if r["pruner"] != "none"))
+        seeds = sorted({r["seed"] for r in old["raw"]})
+        out = summarize(old["raw"], samplers, pruners, seeds, {k: v for k, v in old.items() if k not in ("pruners", "raw")})
+        out["raw"] = old["raw"]
+        report(out)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(out, f, indent=1)
+        return
 
     import torch
 
@@ -126,44 +211,32 @@ def main(argv: list[str] | None = None) -> None:
     limit = args.limit if args.limit is not None else calibrate_limit()
     jobs = [
         {"pruner": pr, "seed": s, "mnist": args.mnist, "train_subset": args.train_subset, "val_size": args.val_size,
-         "epochs": args.epochs, "limit": limit, "minutes": args.minutes}
-        for s in args.seeds for pr in ("none", *args.pruner)
+         "epochs": args.epochs, "limit": limit, "minutes": args.minutes, "sampler": sa}
+        for s in args.seeds for sa in args.sampler for pr in ("none", *args.pruner)  # interleaved: the machine's drift hits every method
     ]
+    reused: list[dict[str, Any]] = []
+    if args.reuse:
+        with open(args.reuse) as f:
+            old = json.load(f)
+        same = (old["limit_ms"], old["minutes"], old["train_subset"], old["val_size"], old["epochs"]) == (limit, args.minutes, args.train_subset, args.val_size, args.epochs)
+        if not same:
+            raise SystemExit(f"--reuse {args.reuse}: its settings differ (limit {old['limit_ms']}, minutes {old['minutes']}...); pass the same ones")
+        have = {(r.get("sampler", "tpe"), r["pruner"], r["seed"]) for r in old["raw"]}
+        reused = [r for r in old["raw"] if (r.get("sampler", "tpe"), r["pruner"], r["seed"]) in {(j["sampler"], j["pruner"], j["seed"]) for j in jobs}]
+        jobs = [j for j in jobs if (j["sampler"], j["pruner"], j["seed"]) not in have]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as ex:
             results = list(ex.map(run_study, jobs))
     else:
         results = [run_study(j) for j in jobs]
+    results += reused
     out: dict[str, Any] = {"limit_ms": limit, "minutes": args.minutes, "train_subset": args.train_subset,
-                           "val_size": args.val_size, "epochs": args.epochs, "goal": "median ratio <= 0.5", "pruners": {}}
-    for pr in args.pruner:
-        rows = []
-        for s in args.seeds:
-            base = next(r for r in results if r["seed"] == s and r["pruner"] == "none")
-            pruned = next(r for r in results if r["seed"] == s and r["pruner"] == pr)
-            errs = [t["error"] for t in base["trials"] if t["error"] is not None]
-            target = min(errs) if errs else None
-            t_base = time_to(base["trials"], target) if target is not None else None
-            t_pruned = time_to(pruned["trials"], target) if target is not None else None
-            perrs = [t["error"] for t in pruned["trials"] if t["error"] is not None]
-            count = lambda r, st: sum(t["status"] == st for t in r["trials"])  # noqa: E731
-            rows.append({
-                "seed": s, "target_error": target,
-                "unpruned_s": t_base, "pruned_s": t_pruned,
-                "ratio": (t_pruned / t_base) if (t_pruned is not None and t_base) else None,
-                "unpruned_best": target, "pruned_best": min(perrs) if perrs else None,
-                "unpruned_trials": {st: count(base, st) for st in ("trained", "over_budget", "failed")},
-                "pruned_trials": {st: count(pruned, st) for st in ("trained", "pruned", "over_budget", "failed")},
-                "pruned_at_epochs": sorted(t["epochs"] for t in pruned["trials"] if t["status"] == "pruned"),
-            })
-        ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in rows]
-        out["pruners"][pr] = {"rows": rows, "median_ratio": statistics.median(ratios)}
+                           "val_size": args.val_size, "epochs": args.epochs, "goal": "median ratio <= 0.5", "pruners": {},
+                           "load_average": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
+                           "reused_from": args.reuse, "reused": [(r.get("sampler", "tpe"), r["pruner"], r["seed"]) for r in reused]}
+    summarize(results, args.sampler, args.pruner, args.seeds, out)
     out["raw"] = results
-    for pr, res in out["pruners"].items():
-        print(f"{pr}: median ratio {res['median_ratio']:.3g}")
-        for r in res["rows"]:
-            print(f"  seed {r['seed']}: target {r['target_error']}, unpruned {r['unpruned_s']} s, pruned {r['pruned_s']} s, "
-                  f"best {r['unpruned_best']} vs {r['pruned_best']}, trials {r['unpruned_trials']} vs {r['pruned_trials']}")
+    report(out)
     text = json.dumps({k: v for k, v in out.items() if k != "raw"}, indent=1)
     print(text)
     if args.out:

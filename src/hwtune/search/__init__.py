@@ -4,7 +4,15 @@ No PyTorch, no study, no hardware: a sampler sees params, stored measurements an
 model (:mod:`hwtune.costmodel`). The bench harness that runs whole searches is :mod:`hwtune.bench`.
 """
 
-from hwtune.search._pruners import COST_ATTR, CURVE_ATTR, PRUNERS, CostAwarePruner, make_pruner
+from hwtune.search._curves import CurveModel, CurvePrediction, fit_curves
+from hwtune.search._pruners import (
+    COST_ATTR,
+    CURVE_ATTR,
+    PRUNERS,
+    CostAwarePruner,
+    CurvePruner,
+    make_pruner,
+)
 from hwtune.search._samplers import SAMPLERS, make_sampler
 
 __all__ = [
@@ -16,6 +24,10 @@ __all__ = [
     "PRUNERS",
     "make_pruner",
     "CostAwarePruner",
+    "CurvePruner",
+    "CurveModel",
+    "CurvePrediction",
+    "fit_curves",
     "CURVE_ATTR",
     "COST_ATTR",
 ]

@@ -1,14 +1,29 @@
-"""What the sampler reads from a study: one observation per trial, through the trial vocabulary's reader."""
+"""What the sampler reads from a study: one observation per trial, through the trial vocabulary's reader.
+
+A trial stopped early (``pruned``) is not lost to the sampler: the study's curve model
+(:mod:`hwtune.search._curves`, the one the ``curve`` pruner decides with) predicts the validation error
+it would have reached at the study's last epoch, and the trial is observed with that error, as a
+trained network whose quality is predicted (``Observation.predicted``). The quality surrogate is a GP
+with one noise level for every point (:class:`hwtune.costmodel.GaussianProcess`), so the prediction
+enters as an observation at its predicted median; its extra uncertainty (``log_sd``) is kept on the
+observation but not used by that GP.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from hwtune.search._curves import CurvePrediction, fit_curves, horizon_of, trial_curve
 from hwtune.space import SearchSpace
-from hwtune.vocabulary import PENDING_STATUSES, read_trial
+from hwtune.vocabulary import PENDING_STATUSES, complete_quality, read_trial
 
-__all__ = ["Observation", "read_observations"]
+__all__ = ["Observation", "read_observations", "MIN_CURVES"]
+
+MIN_CURVES = 3
+"""Whole curves (trials trained to their last epoch) the curve model needs before a stopped trial is
+observed with its predicted final error; before that, stopped trials are left out as they always were."""
 
 
 @dataclass
@@ -18,25 +33,35 @@ class Observation:
     Attributes:
         number: Optuna's trial number.
         params: every param (a pending trial's proposal), completed with the space's fixed params.
-        status: hwtune's status (``trained``, ``over_budget``, ``running``, ``waiting``...).
+        status: hwtune's status (``trained``, ``over_budget``, ``running``, ``waiting``...); a stopped
+            trial observed through its learning curve reads ``trained`` (see ``predicted``).
         values: measured hardware values and training metrics; on a plain study also ``__value<i>``
             (objective values) and ``__constraint:<name>`` (Optuna's constraint values).
+        predicted: for a stopped trial observed through its learning curve: the curve model's
+            prediction of its final error (``error`` / ``accuracy`` in ``values`` come from it), and
+            ``stored_status`` keeps ``pruned``.
     """
 
     number: int
     params: dict[str, Any]
     status: str
     values: dict[str, float] = field(default_factory=dict)
+    predicted: CurvePrediction | None = None
+    stored_status: str | None = None
 
     @property
     def pending(self) -> bool:
         return self.status in PENDING_STATUSES and bool(self.params)
 
 
-def read_observations(trials: Sequence[Any], space: SearchSpace | None, plain: bool, exclude_number: int | None = None) -> list[Observation]:
+def read_observations(
+    trials: Sequence[Any], space: SearchSpace | None, plain: bool, exclude_number: int | None = None, *, curves: bool = True
+) -> list[Observation]:
     """Observations of ``trials`` (Optuna ``FrozenTrial`` s), leaving out ``exclude_number`` (the
-    trial being proposed for)."""
+    trial being proposed for); with ``curves``, stopped trials are observed with their predicted
+    final error (module docstring; not on a plain Optuna study, whose values are the user's own)."""
     out = []
+    stored = []
     for t in trials:
         if t.number == exclude_number:
             continue
@@ -49,4 +74,36 @@ def read_observations(trials: Sequence[Any], space: SearchSpace | None, plain: b
         for k, v in s.constraints.items():
             values[f"__constraint:{k}"] = float(v)
         out.append(Observation(s.number, params, s.status, values))
+        stored.append(t)
+    if curves and not plain:
+        _predict_stopped(out, stored)
     return out
+
+
+def _predict_stopped(obs: list[Observation], trials: list[Any]) -> None:
+    """Stopped trials with a curve get the curve model's predicted final error (in place)."""
+    stopped = [i for i, o in enumerate(obs) if o.status == "pruned" and o.params]
+    if not stopped:
+        return
+    all_curves = {o.number: trial_curve(t) for o, t in zip(obs, trials) if o.status in ("trained", "pruned", "running")}
+    if not any(all_curves.get(obs[i].number) for i in stopped):
+        return
+    lengths = [max(c) for c in all_curves.values() if c]
+    complete = [
+        o for o in obs if o.status == "trained" and all_curves.get(o.number)
+        and max(all_curves[o.number]) >= (horizon_of(o.params, (), max(lengths)) or 0)
+    ]
+    if len(complete) < MIN_CURVES:
+        return
+    model = fit_curves([c for c in all_curves.values() if c])
+    for i in stopped:
+        o = obs[i]
+        c = all_curves.get(o.number)
+        final = horizon_of(o.params, (), max(lengths))
+        if not c or final is None:
+            continue
+        pred = model.predict(c, final)
+        if not math.isfinite(pred.log_mean):
+            continue
+        o.values.update(complete_quality({"error": min(pred.error, 1.0)}))
+        o.predicted, o.stored_status, o.status = pred, o.status, "trained"

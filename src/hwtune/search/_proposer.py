@@ -155,7 +155,9 @@ class Proposer:
             if o.params and any(c.metric in o.values for c in self.targets.hardware_constraints):
                 measured.setdefault(config_tuple(o.params, self.hw_names), o.values)
         bad = {h for h, v in measured.items() if self.targets.hardware_feasible(v) is False}
-        feasible = [o for o in self.trained if self.targets.feasible(o.values)]
+        # the incumbent and the mutation parents are networks trained to the end, not a stopped trial's
+        # predicted final error (``Observation.predicted``: the GP learns from those, nothing else does)
+        feasible = [o for o in self.trained if self.targets.feasible(o.values) and getattr(o, "predicted", None) is None]
         quality = self._fit_quality()
         version = self.costs.version() if self.costs is not None else None
         n_distinct = 0

@@ -26,6 +26,7 @@ from hwtune.study._measured_network import measured_network
 from hwtune.study._storage import abandon_trial, is_storage_error, worker_identity
 from hwtune.study._validate import check_metrics
 from hwtune.vocabulary import (
+    CURVE_ATTR,
     DECISION_ATTR,
     DEVICE_ATTR,
     FAILURE_ATTR,
@@ -289,6 +290,8 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
                 if cost_metrics:  # compares errors among trials of comparable measured cost
                     stop = study.pruner.should_prune_at(trial, epoch, float(value), [values[m] for m in cost_metrics])
             elif len(study.objectives) == 1 and first.metric in ("error", "accuracy"):
+                # Optuna's pruners: the curve is also kept in errors (hwtune:curve; the sampler's curve model reads it)
+                trial.set_user_attr(CURVE_ATTR, {**(trial.user_attrs.get(CURVE_ATTR) or {}), str(epoch): float(value)})
                 trial.report(float(value) if first.metric == "error" else 1.0 - float(value), epoch)
                 stop = trial.should_prune()
             if stop:
