@@ -88,7 +88,10 @@ def main() -> None:
                 s2.tell(tr, state=optuna.trial.TrialState.FAIL)
             return out
 
+    from hwtune.tabular import nb201_error_prior
+
     rows = [
+        ("hwtune (features + prior)", time_hwtune(features=nb201_cell_features, error_prior=nb201_error_prior(exclude="cifar10"))),
         ("hwtune (cell features)", time_hwtune(features=nb201_cell_features)),
         ("hwtune (params only)", time_hwtune()),
         ("optuna GPSampler", time_optuna_gp()),
