@@ -52,6 +52,16 @@ def saved_size_mb(model: Any) -> tuple[float, str]:
         return path.stat().st_size / 1e6, "file size of the model saved as .keras (model.save)"
 
 
+def float32_batch(example_input: Any, batch: int) -> np.ndarray:
+    """``example_input`` (a tensor or array) as a contiguous float32 array of ``batch`` rows (the first
+    row repeated when the sizes differ): the input of a timed inference."""
+    x = example_input.detach().cpu().numpy() if hasattr(example_input, "detach") else np.asarray(example_input)
+    x = x.astype("float32", copy=False)
+    if x.shape[0] != batch:
+        x = np.repeat(x[:1], batch, axis=0)
+    return np.ascontiguousarray(x)
+
+
 class KerasRunner(ModelRunner):
     """A Keras 3 model, run with its backend's own inference call."""
 
@@ -80,10 +90,7 @@ class KerasRunner(ModelRunner):
         return int(np.shape(example_input)[0])
 
     def make_batch(self, example_input: Any, batch: int) -> Any:
-        x = example_input.detach().cpu().numpy() if hasattr(example_input, "detach") else np.asarray(example_input)
-        x = x.astype("float32", copy=False)
-        if x.shape[0] != batch:
-            x = np.ascontiguousarray(np.repeat(x[:1], batch, axis=0))
+        x = float32_batch(example_input, batch)
         if self.backend == "torch":
             import torch
 

@@ -342,11 +342,9 @@ class TFLiteRunner(ModelRunner):
         return int(np.shape(example_input)[0])
 
     def make_batch(self, example_input: Any, batch: int) -> Any:
-        x = example_input.detach().cpu().numpy() if hasattr(example_input, "detach") else np.asarray(example_input)
-        x = x.astype("float32", copy=False)
-        if x.shape[0] != batch:
-            x = np.repeat(x[:1], batch, axis=0)
-        return np.ascontiguousarray(x)
+        from hwtune.keras._runner import float32_batch
+
+        return float32_batch(example_input, batch)
 
     def call_for(self, x: Any) -> Callable[[], object]:
         it = self.interpreter

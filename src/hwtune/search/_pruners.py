@@ -67,7 +67,7 @@ from hwtune.vocabulary import (
     STATUS_ATTR,
 )
 
-__all__ = ["PRUNERS", "make_pruner", "CostAwarePruner", "CurvePruner", "CURVE_ATTR", "COST_ATTR"]
+__all__ = ["PRUNERS", "make_pruner", "record_epoch", "CostAwarePruner", "CurvePruner", "CURVE_ATTR", "COST_ATTR"]
 
 
 def _num(field: str, v: Any, *, low: float | None = None, high: float | None = None, integer: bool = False, open_low: bool = False) -> Any:
@@ -90,6 +90,18 @@ def _resource(field: str, v: Any) -> Any:
     if v == "auto":
         return "auto"
     return _num(field, v, low=1, integer=True)
+
+
+def record_epoch(trial: optuna.Trial, epoch: int, error: float, cost: float | Sequence[float]) -> tuple[list[float], dict[str, float]]:
+    """Store ``error`` at ``epoch`` in the trial's curve (``hwtune:curve``) and, once, its hardware
+    cost(s) (``hwtune:cost``), which the cost-aware pruners compare by; returns (costs, curve)."""
+    costs = [float(cost)] if isinstance(cost, (int, float)) else [float(c) for c in cost]
+    curve = dict(trial.user_attrs.get(CURVE_ATTR) or {})
+    curve[str(epoch)] = float(error)
+    if COST_ATTR not in trial.user_attrs:
+        trial.set_user_attr(COST_ATTR, costs)
+    trial.set_user_attr(CURVE_ATTR, curve)
+    return costs, curve
 
 
 class CostAwarePruner(BasePruner):
@@ -164,12 +176,7 @@ class CostAwarePruner(BasePruner):
             error: validation error after it.
             cost: the trial's hardware cost(s), known before training (e.g. its ``latency_ms``).
         """
-        costs = [float(cost)] if isinstance(cost, (int, float)) else [float(c) for c in cost]
-        curve = dict(trial.user_attrs.get(CURVE_ATTR) or {})
-        curve[str(epoch)] = float(error)
-        if COST_ATTR not in trial.user_attrs:
-            trial.set_user_attr(COST_ATTR, costs)
-        trial.set_user_attr(CURVE_ATTR, curve)
+        costs, _ = record_epoch(trial, epoch, error, cost)
         trials = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         return self.decide(trials, trial.number, epoch, float(error), costs)
 
@@ -346,12 +353,7 @@ class CurvePruner(BasePruner):
             error: validation error after it.
             cost: the trial's hardware cost(s), known before training (e.g. its ``latency_ms``).
         """
-        costs = [float(cost)] if isinstance(cost, (int, float)) else [float(c) for c in cost]
-        curve = dict(trial.user_attrs.get(CURVE_ATTR) or {})
-        curve[str(epoch)] = float(error)
-        if COST_ATTR not in trial.user_attrs:
-            trial.set_user_attr(COST_ATTR, costs)
-        trial.set_user_attr(CURVE_ATTR, curve)
+        costs, curve = record_epoch(trial, epoch, error, cost)
         study = trial.study
         key = getattr(study, "_study_id", id(study))
         if key not in self._goals:
