@@ -243,12 +243,16 @@ def test_ctrl_c_cancels_the_tasks_and_requeues_their_trials(ray_cluster: Any, tm
         while not done.wait(2.0):
             _thread.interrupt_main()
 
+    # a simulated Ctrl-C runs this process's SIGINT handler: make it Python's own, whatever an earlier
+    # test in this process left installed (a worker entry point or the CLI's handler)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_mid_training, daemon=True).start()
     try:
         with pytest.raises(KeyboardInterrupt):
             study.optimize(_doubles.build, KillableTrain(str(started), 5.0), measure=device_measure, n_trials=4)
     finally:
         done.set()
+        signal.signal(signal.SIGINT, previous)
     trials = study.optuna_study.get_trials(deepcopy=False)
     statuses = [trial_status(t) for t in trials]
     assert "running" not in statuses and "interrupted" in statuses
