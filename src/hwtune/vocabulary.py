@@ -154,7 +154,7 @@ class StoredTrial:
         status: hwtune's status (:func:`trial_status`).
         params: every param (fixed ones included); for a running or queued trial, its proposal.
         hardware: metric -> stored measurement dict (``measured:*`` or ``counted``...).
-        final_hardware: for a compressed trained network, its measurement after training (same layout).
+        final_hardware: for a compressed or kept trained network, its measurement after training (same layout).
         predicted: metric -> stored prediction dict (``predicted:<model>``).
         metrics: training results, with error/accuracy completed for trained trials.
         values: Optuna's objective values (``None`` unless complete).

@@ -79,8 +79,9 @@ def test_verification_is_real_and_reproduces_the_validation_error(study: Study, 
         assert v["error_exported"] == v["error_pytorch"] == pytest.approx(m["metrics"]["error"]["value"], abs=1e-12)
 
 
-def test_the_exported_latency_is_remeasured_beside_the_study_s(onnx_export: tuple[dict[str, Any], Path]) -> None:
+def test_the_exported_latency_is_remeasured_beside_the_study_s(study: Study, onnx_export: tuple[dict[str, Any], Path]) -> None:
     manifest, _ = onnx_export
+    trained = sum(r.status == "trained" for r in study.records())  # keep_models: all
     for m in manifest["models"]:
         lat, study_lat = m["exported"]["latency_ms"], m["metrics"]["latency_ms"]
         assert lat["unit"] == "ms" and lat["batch_size"] == 16 and lat["value"] > 0
@@ -90,7 +91,13 @@ def test_the_exported_latency_is_remeasured_beside_the_study_s(onnx_export: tupl
         assert lat["study_value"] == study_lat["value"] and lat["study_ci"] == [study_lat["ci_low"], study_lat["ci_high"]]
         inside = study_lat["ci_low"] <= lat["value"] <= study_lat["ci_high"]
         assert lat["within_study_interval"] is inside
-        assert (lat["comparison"] is None) == inside  # outside: the manifest says so in words
+        # every kept network was measured again after training: the study's retest interval rests on those pairs
+        retest = lat["study_retest"]
+        assert retest["pairs"] == trained and retest["ci_low"] < retest["value"] < retest["ci_high"]
+        assert retest["ci_low"] <= study_lat["ci_low"] and study_lat["ci_high"] <= retest["ci_high"]  # wider than the median's
+        assert lat["within_study_retest_interval"] is (retest["ci_low"] <= lat["value"] <= retest["ci_high"])
+        assert "final_hardware" in m and m["final_hardware"]["latency_ms"]["value"] > 0
+        assert (lat["comparison"] is None) == (inside and lat["within_study_retest_interval"])  # outside: said in words
         if not inside:
             assert "outside the study's interval" in lat["comparison"]
 

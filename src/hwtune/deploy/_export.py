@@ -180,10 +180,14 @@ def remeasure_latency(
     return report["latency_ms"], report.device
 
 
-def compare_latency(exported: Measurement, study: Measurement | None, study_runtime: str, runtime: str) -> dict[str, Any]:
+def compare_latency(exported: Measurement, study: Measurement | None, study_runtime: str, runtime: str, retest: Any = None) -> dict[str, Any]:
     """The exported latency's entry: its value and interval (``note``: the measurement's own), the
     study's beside it, whether it lies inside the study's interval (``None`` when the study has none),
-    and ``comparison``: a sentence when it lies outside, or when the study measured in another runtime."""
+    and ``comparison``: a sentence when it lies outside, or when the study measured in another runtime.
+
+    ``retest``: the study's :class:`~hwtune.study._retest.RetestInterval` for this trial (where a later
+    measurement falls, from the study's before/after-training pairs), recorded as ``study_retest`` with
+    ``within_study_retest_interval``; the study's interval of the median at measuring time stays ``study_ci``."""
     d = measurement_entry(exported)
     d.setdefault("batch_size", (exported.extra or {}).get("batch_size"))
     for k in ("wall_ms", "at_reference_ms"):
@@ -213,6 +217,11 @@ def compare_latency(exported: Measurement, study: Measurement | None, study_runt
                     f"the exported model's latency {exported.value:.4g} ms lies outside the study's interval "
                     f"[{study.ci_low:.4g}, {study.ci_high:.4g}] ms ({exported.value / study.value:.2f}x the study's {study.value:.4g} ms)"
                 )
+    if retest is not None and exported.value is not None:
+        d["study_retest"] = retest.to_dict()
+        d["within_study_retest_interval"] = bool(retest.contains(float(exported.value)))
+        if not d["within_study_retest_interval"]:
+            notes.append(f"it lies outside the study's retest interval [{retest.low:.4g}, {retest.high:.4g}] ms too")
     if study_runtime != runtime:
         notes.append(
             f"the study measured in {study_runtime}{' (eager PyTorch)' if study_runtime == 'torch' else ''}, this file runs in {runtime}: "
@@ -348,6 +357,9 @@ def export(
     if fmt in _KERAS_FORMATS:
         framework.check_export(fmt)  # type: ignore[attr-defined]  # TFLite needs TensorFlow: said before anything is written
     by_number = {t.number: t for t in st.optuna_study.get_trials(deepcopy=False)}
+    from hwtune.study._retest import retest_interval
+
+    records = {r.number: r for r in st.records()} if remeasure else {}
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ConfigError("out", f"{str(folder)!r} is a file, not a folder.", "give a folder for the model files and manifest.json (it is created).")
@@ -384,7 +396,7 @@ def export(
             else framework.verify_file(model, path, fmt, x, labels, tolerance=TOLERANCE, validation=_validation_split(st, fmt))  # type: ignore[attr-defined]
             if fmt in _KERAS_FORMATS else verify_export(model, path, fmt, x, labels),
         }
-        if stored.final_hardware:  # a compressed network: its measurement after training too
+        if stored.final_hardware:  # a compressed or kept network: its measurement after training too
             entry["final_hardware"] = {k: d for k, d in stored.final_hardware.items()}
         exported: dict[str, Any] = {"runtime": runtime, "bytes": path.stat().st_size, "sha256": _sha256(path), "export_s": round(export_s, 4)}
         desc = by_number[n].user_attrs.get(DEVICE_ATTR)
@@ -399,7 +411,8 @@ def export(
                 path, st.input_shape, st.device, st.inference_batch_size,
                 rel_ci=latency_rel_ci, max_time_s=latency_max_time_s, reference_ms=ref_ms,
             )
-            exported["latency_ms"] = compare_latency(lat, study_lat, study_runtime, runtime)
+            retest = retest_interval(records[n], records.values()) if n in records and study_runtime == runtime else None
+            exported["latency_ms"] = compare_latency(lat, study_lat, study_runtime, runtime, retest)
             exported["device"] = measured_on
             if not device_desc:
                 device_desc = dict(measured_on)

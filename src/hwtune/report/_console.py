@@ -134,7 +134,7 @@ def _print_models(summary: "StudySummary", console: Console) -> None:
 
 
 def _print_compression_check(summary: "StudySummary", console: Console) -> None:
-    """Compressed networks: what was measured before training against the trained network measured again."""
+    """Networks measured again after training (compressed or kept): the first measurement against the second."""
     check = getattr(summary, "compression_check", None) or {}
     parts = []
     for m, c in check.items():
@@ -142,7 +142,7 @@ def _print_compression_check(summary: "StudySummary", console: Console) -> None:
         inside = f", {c['inside_interval']:.0%} inside the first measurement's interval" if c.get("inside_interval") is not None else ""
         parts.append(f"{m}: {c['n']} networks, {rho}median {c['median_rel_diff']:+.1%} (worst {c['max_abs_rel_diff']:.1%}, trial {c['worst_trial']}){inside}")
     if parts:
-        console.print(Text("Compressed networks, measured before training vs the trained network measured again: " + "; ".join(parts) + "."),
+        console.print(Text("Networks measured again after training (compressed or kept), first measurement vs second: " + "; ".join(parts) + "."),
                       soft_wrap=True, highlight=False)
 
 

@@ -116,8 +116,8 @@ def _metric_rows(name: str, rec: "TrialRecord", goal: str) -> Iterator[Row]:
         return
     yield (label, *_hardware_cells(rec.hardware.get(name)), goal)
     final = getattr(rec, "final_hardware", {}).get(name)
-    if final is not None:  # a compressed network: measured untrained (the budget's decision) and trained
-        yield (f"  {label}: after training (compressed)", *_hardware_cells(final), "")
+    if final is not None:  # compressed or kept: measured untrained (the budget's decision) and again trained
+        yield (f"  {label}: measured again after training", *_hardware_cells(final), "")
     if name in rec.predicted:
         p = rec.predicted[name]
         yield (f"  {label}: predicted before measuring", _strip_source(p) if p.available else _hardware_cells(p)[0], p.source, "")

@@ -1,6 +1,7 @@
-"""Did measuring before training tell the truth? (issue 14) The compressed networks' hardware measured
-on the untrained network (what the budget was decided on) against the trained, compressed network
-measured again after training (``hwtune:final_hardware``), over a study's trained trials."""
+"""Did measuring before training tell the truth? (issue 14) The hardware measured on the untrained
+network (what the budget was decided on) against the trained network measured again after training
+(``hwtune:final_hardware``: every compressed network, and every kept one), over a study's trained
+trials. For an uncompressed network the two are a retest of the same cost (``study._retest``)."""
 
 from __future__ import annotations
 

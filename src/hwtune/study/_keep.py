@@ -303,6 +303,11 @@ class ModelKeeper:
             "sha256": hashlib.sha256(data).hexdigest(), "filename": path.name, "folder": str(folder) if folder else None,
         })
 
+    def would_keep(self, study: Any, model: Any, values: tuple[float, ...], feasible: bool) -> bool:
+        """Whether :meth:`keep` would store ``model`` now (asked before it, so a kept network is measured
+        again after training)."""
+        return self._why_not(study, model, values, feasible) is None
+
     def _why_not(self, study: Any, model: Any, values: tuple[float, ...], feasible: bool) -> str | None:
         if self.mode == "none":
             return "keep_models: none"

@@ -148,9 +148,17 @@ def _check_reuse(study: Any, key: str, src_trial: int, report: HardwareReport, m
     )
 
 
+def _timed(hw: Mapping[str, Any]) -> bool:
+    """Whether a trial's stored hardware holds a measured (timed or metered) value, not only counts."""
+    return any(str((d or {}).get("source", "")).startswith("measured") for d in hw.values() if isinstance(d, Mapping))
+
+
 def _measure_final(trial: optuna.Trial, measure: Measure, final_model: Any, params: dict[str, Any]) -> None:
-    """Measure the compressed trained network again and store it (``hwtune:final_hardware``). A failure
-    here is stored as the reason; it does not undo a trained result."""
+    """Measure the trained network again and store it (``hwtune:final_hardware``): a compressed network
+    (did measuring the untrained one tell the truth?) and every network whose weights are kept (a retest
+    of its cost minutes after the first measurement: :mod:`hwtune.study._retest` turns the study's
+    pairs into the interval a later re-measurement, e.g. of the export, falls in). A failure here is
+    stored as the reason; it does not undo a trained result."""
     try:
         final = measure(final_model, params)
         trial.set_user_attr(FINAL_HARDWARE_ATTR, {k: m.to_dict() for k, m in final.measurements.items()})
@@ -328,14 +336,16 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         except TrialFailure as e:
             raise fail("evaluate", e) from e
         trial.set_user_attr(METRICS_ATTR, metrics)
-        if plan is not None and plan.active and ctx.kept_model is not None:  # did measuring before training tell the truth?
-            stage[0] = "measure final"
-            _measure_final(trial, measure, ctx.kept_model, params)
         violations = [c.violation(all_values[c.metric]) for c in study.constraints]
-        for c, v in zip(study.constraints, violations):
-            trial.set_constraint(str(c), v)
         out = [float(all_values[o.metric]) for o in study.objectives]
         keeper = getattr(study, "model_keeper", None)
+        compressed = plan is not None and plan.active
+        kept = keeper is not None and keeper.would_keep(study, ctx.kept_model, tuple(out), all(v <= 0 for v in violations))
+        if ctx.kept_model is not None and (compressed or (kept and _timed(hw))):  # measured again after training
+            stage[0] = "measure final"
+            _measure_final(trial, measure, ctx.kept_model, params)
+        for c, v in zip(study.constraints, violations):
+            trial.set_constraint(str(c), v)
         if keeper is not None:  # the weights are stored before the trial is recorded trained
             stage[0] = "keep"
             try:

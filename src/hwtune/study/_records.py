@@ -25,7 +25,7 @@ class TrialRecord:
     hardware: dict[str, Measurement] = field(default_factory=dict)
     predicted: dict[str, Measurement] = field(default_factory=dict)
     final_hardware: dict[str, Measurement] = field(default_factory=dict)
-    """A compressed network's hardware measured again after training (``hwtune:final_hardware``)."""
+    """A compressed or kept network's hardware measured again after training (``hwtune:final_hardware``)."""
     metrics: dict[str, float] = field(default_factory=dict)
     values: tuple[float, ...] | None = None
     violations: tuple[float, ...] = ()

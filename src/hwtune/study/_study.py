@@ -121,7 +121,7 @@ class StudySummary:
     machine_speed: dict[str, Any] | None = field(repr=False, default=None)
     """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
     compression_check: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
-    """Compressed networks measured before training vs after (``study._compression_check``)."""
+    """Networks measured before training vs again after it, compressed or kept (``study._compression_check``)."""
 
 
 @dataclass(frozen=True)
