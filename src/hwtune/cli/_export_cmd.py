@@ -50,6 +50,12 @@ def _lines(manifest: dict[str, Any], out: Path) -> list[str]:
                 + (f" [{_fmt(lat['study_ci'][0])}, {_fmt(lat['study_ci'][1])}] ({lat.get('study_source')})" if lat.get("study_ci") else "")
                 + (": inside the study's interval" if lat.get("within_study_interval") else "")
             )
+            rt = lat.get("study_retest")
+            if rt:
+                lines.append(
+                    f"  the study's retest interval (where one more measurement falls, from its {rt['pairs']} before/after-training pairs): "
+                    f"[{_fmt(rt['ci_low'])}, {_fmt(rt['ci_high'])}] ms: {'inside' if lat.get('within_study_retest_interval') else 'outside'}"
+                )
             if lat.get("comparison"):
                 lines.append(f"  note: {lat['comparison']}")
     return lines
