@@ -18,7 +18,7 @@ itself starts and stops a competing process pinned to the server's core on a fix
    session per model of the front) answers one request (a batch of ``--batch`` consecutive MNIST test
    images), in a rotating order, each preceded by a ``--gap-ms`` sleep (the server is idle between
    requests, as a server with a request rate is). Latency = the ``predict`` / ``run`` call, per request.
-   The contention schedule: ``--quiet`` s, then ``--busy`` s with a ``while True: pass`` process pinned to
+   The contention schedule: ``--quiet`` s, then ``--busy`` s with a ``while True: pass`` process (``--competitors``: that many) pinned to
    the same core, repeated ``--cycles`` times, then ``--quiet`` s again.
 3. **Table**: per method, share of requests within the SLA (all, quiet, busy), the mean test accuracy of
    the models that served (each model's real MNIST test accuracy), the accuracy of the answers
@@ -26,8 +26,8 @@ itself starts and stops a competing process pinned to the server's core on a fix
    model >= 99 % within the SLA, and the best fixed model that also reaches 99 % at least 1 accuracy
    point below it; a few switches per contention change at most.
 
-The SLA is ``--sla-ms``, by default ``--sla-factor`` (2) x the most accurate model's median latency in
-a quiet calibration of the serving loop itself (``--calibrate-s``; the median, since a burst of the
+The SLA is ``--sla-ms``, by default ``--sla-factor`` (2) x the most accurate model's median latency
+(``--sla-from p99``: its p99) in a quiet calibration of the serving loop itself (``--calibrate-s``; the median, since a burst of the
 other users of a shared machine moves a 5-second p99 a lot): the most accurate model meets it when the
 machine is quiet, and the contention decides the rest.
 Results: ``benchmarks/results/deploy_adaptive.json`` (``--out``).
@@ -295,18 +295,18 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     load_calibration = os.getloadavg()
     cal = calibrate(fixed, xs, args)
     top = bundle.models[0].trial
-    sla_ms = args.sla_ms or args.sla_factor * cal[top]["p50_ms"]
+    sla_ms = args.sla_ms or args.sla_factor * cal[top][f"{args.sla_from}_ms"]
     print(f"calibration (quiet, {args.calibrate_s:g} s of the serving loop): " + ", ".join(f"trial {t} p50 {c['p50_ms']:.3f} / p99 {c['p99_ms']:.3f} ms" for t, c in cal.items())
-          + f"; SLA = {sla_ms:.3f} ms" + ("" if args.sla_ms else f" ({args.sla_factor:g} x trial {top}'s median)"), flush=True)
+          + f"; SLA = {sla_ms:.3f} ms" + ("" if args.sla_ms else f" ({args.sla_factor:g} x trial {top}'s {'median' if args.sla_from == 'p50' else args.sla_from})"), flush=True)
     policy = Policy(latency_ms=sla_ms, latency_percentile=args.percentile)
     adaptive = AdaptiveModel(bundle, policy, threads=1, sensors=None if args.system_sensors else StaticSensors(),
-                             hysteresis=Hysteresis(margin=args.margin, dwell_requests=args.dwell_requests, dwell_s=args.dwell_s, hold_s=args.hold_s))
+                             hysteresis=Hysteresis(margin=args.margin, dwell_requests=args.dwell_requests, dwell_s=args.dwell_s, hold_s=args.hold_s, miss_streak=args.miss_streak))
     adaptive.warm_up(args.batch)
     methods: list[tuple[str, Any]] = [("adaptive", None)] + [(f"fixed trial {t}", t) for t in fixed]
     records: dict[str, list[tuple[float, float, int, int, str]]] = {name: [] for name, _ in methods}  # (t, ms, trial, correct, phase)
     phases = _schedule(args)
     total = phases[-1][1]
-    comp: subprocess.Popen[bytes] | None = None
+    comp: list[subprocess.Popen[bytes]] = []
     load_before = os.getloadavg()
     gap = args.gap_ms / 1000.0
     start = time.perf_counter()
@@ -320,12 +320,13 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
             while now >= phases[phase_idx][1]:
                 phase_idx += 1
             phase = phases[phase_idx][2]
-            if phase == "busy" and comp is None:
-                comp = _competitor(args.core)
-            elif phase == "quiet" and comp is not None:
-                comp.terminate()
-                comp.wait()
-                comp = None
+            if phase == "busy" and not comp:
+                comp = [_competitor(args.core) for _ in range(args.competitors)]
+            elif phase == "quiet" and comp:
+                for c in comp:
+                    c.terminate()
+                    c.wait()
+                comp = []
             lo = (i * args.batch) % (len(xs) - args.batch)
             x, y = xs[lo: lo + args.batch], ys[lo: lo + args.batch]
             i += 1
@@ -343,9 +344,9 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
                 ms = (time.perf_counter() - t0) * 1000.0
                 records[name].append((t0 - start, ms, served, int(np.sum(out.argmax(1) == y)), phase))
     finally:
-        if comp is not None:
-            comp.terminate()
-            comp.wait()
+        for c in comp:
+            c.terminate()
+            c.wait()
     load_after = os.getloadavg()
     changes = sum(1 for a, b in itertools.pairwise(phases) if a[2] != b[2])
     minutes = total / 60.0
@@ -413,17 +414,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=16, help="images per request")
     p.add_argument("--core", type=int, default=None, help="CPU the server and the competitor share (default: the last one allowed)")
     p.add_argument("--sla-ms", type=float, default=None)
-    p.add_argument("--sla-factor", type=float, default=2.0, help="SLA = this x the most accurate model's median latency in the quiet calibration")
+    p.add_argument("--sla-factor", type=float, default=2.0, help="SLA = this x the most accurate model's median (--sla-from) latency in the quiet calibration")
+    p.add_argument("--sla-from", choices=("p50", "p99"), default="p50",
+                   help="the calibration statistic the SLA scales: p50 (default), or p99 on a machine whose quiet tail is long (a shared VM)")
     p.add_argument("--calibrate-s", type=float, default=5.0)
     p.add_argument("--percentile", type=float, default=99.5, help="the policy's percentile: above the goal's 99 %%, headroom for the requests a switch costs")
     p.add_argument("--margin", type=float, default=0.1)
     p.add_argument("--dwell-requests", type=int, default=20)
     p.add_argument("--dwell-s", type=float, default=1.0)
     p.add_argument("--hold-s", type=float, default=5.0)
+    p.add_argument("--miss-streak", type=int, default=2, help="leave the serving model after this many misses in a row (0: only the binomial test)")
     p.add_argument("--gap-ms", type=float, default=1.0)
     p.add_argument("--quiet", type=float, default=15.0)
     p.add_argument("--busy", type=float, default=15.0)
     p.add_argument("--cycles", type=int, default=4)
+    p.add_argument("--competitors", type=int, default=1, help="busy processes pinned to the server's core in a busy phase")
     p.add_argument("--trace", action="store_true", help="keep every request's (time, ms, model) in the results")
     p.add_argument("--system-sensors", action="store_true", help="read this machine's sensors (default: none, so only the load moves the choice)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deploy_adaptive.json")

@@ -132,16 +132,16 @@ def test_choose_is_the_documented_rule() -> None:
 def test_busy_machine_moves_down_the_front_and_quiet_moves_back_up(fake_dir: Path) -> None:
     load = {"factor": 1.0}
     model, clock = make(fake_dir, Policy(latency_ms=3.4), load=lambda: load["factor"], window=20, min_samples=5, max_age_s=1.0,
-                        hysteresis=Hysteresis(margin=0.1, dwell_requests=5, dwell_s=0.0, hold_s=0.0))
+                        hysteresis=Hysteresis(margin=0.1, dwell_requests=5, dwell_s=0.0, hold_s=0.0, miss_streak=0))
     assert set(serve(model, clock, 30)) == {0}
     load["factor"] = 2.0  # trial 0 now takes 6 ms > 3.4
     busy = serve(model, clock, 60)
     # by hand (window of 20, p99 by linear interpolation):
-    # - trial 0 serves; its own last 20 requests may hold 3 over the SLA at p99 (binomial, 99.9 %), so
-    #   it is left after its 4th slow one. The window then holds 16 ratios of 1 and 4 of 2: p99 ratio 2
-    #   (proportional: trial 1 = 1.5 x 2 = 3.0), median 1 and p99 wait 3 ms (additive: 1.5 + 3 = 4.5);
-    #   the less, 3.0 <= 3.4: trial 1, which runs at 3.0 ms, within the SLA, from then on
-    assert busy[:4] == [0] * 4 and set(busy[4:]) == {1}, busy
+    # - trial 0 serves; its newest 10 requests may hold 2 over the SLA at p99 (binomial, 99.9 %; its
+    #   whole 20 may hold 3), so it is left after its 3rd slow one. The window then holds 17 ratios of 1
+    #   and 3 of 2: p99 ratio 2 (proportional: trial 1 = 1.5 x 2 = 3.0), median 1 and p99 wait 3 ms
+    #   (additive: 1.5 + 3 = 4.5); the less, 3.0 <= 3.4: trial 1, which runs at 3.0 ms, from then on
+    assert busy[:3] == [0] * 3 and set(busy[3:]) == {1}, busy
     st = model.state()
     assert st["observed"]["source"] == "observed" and st["observed"]["factor"] == pytest.approx(2.0) and st["observed"]["wait_ms"] == pytest.approx(0.0)
     row = {r["trial"]: r for r in st["models"]}
@@ -161,6 +161,74 @@ def test_busy_machine_moves_down_the_front_and_quiet_moves_back_up(fake_dir: Pat
     want = next(i for i, t in enumerate(times) if t - t0_last > 1.0 and i >= 20)
     assert quiet.index(0) == want and set(quiet[want:]) == {0}, (quiet, want)
     assert model.state()["switches"] == 2
+
+
+@pytest.mark.parametrize("streak", [2, 3])
+def test_a_sudden_slowdown_is_left_after_a_streak_of_misses(fake_dir: Path, streak: int) -> None:
+    """Another process takes the core: every request of trial 0 now misses. The binomial test alone
+    waits for 4 misses in its window (the test above); a streak of ``streak`` in a row leaves at once,
+    for the model the observed slowdown says fits (by hand as above: trial 1 at 1.5 x 2 = 3.0 <= 3.4)."""
+    load = {"factor": 1.0}
+    model, clock = make(fake_dir, Policy(latency_ms=3.4), load=lambda: load["factor"], window=20, min_samples=5, max_age_s=1.0,
+                        hysteresis=Hysteresis(margin=0.1, dwell_requests=5, dwell_s=0.0, hold_s=0.0, miss_streak=streak))
+    assert set(serve(model, clock, 30)) == {0}
+    load["factor"] = 2.0
+    busy = serve(model, clock, 30)
+    assert busy[:streak] == [0] * streak and set(busy[streak:]) == {1}, busy
+    left = model.state()["recent_switches"][-1]
+    assert left["kind"] == "forced" and f"its last {streak} requests in a row over 3.4 ms" in left["reason"]
+
+
+def test_a_model_left_under_a_slowdown_is_not_retried_until_it_is_over(fake_dir: Path) -> None:
+    """Contention slows trial 0 by 1.5x (4.5 ms > 4.0) and trial 1 by 1.3x. Trial 0 is left; its 0.2-s
+    hold runs out long before the contention does, and read through trial 1's slowdown (p99.5 ratio
+    1.3: 3 x 1.3 = 3.9 ms) it fits again, so without the slowdown rule it is retried and left again
+    after every hold; with it, it waits until the machine has recovered, then comes back."""
+    import hwtune.deploy._adaptive as adaptive_module
+
+    def run(hold_slowdown: float) -> list[int]:
+        busy = {"on": False}
+        slower = {"trial_0.onnx": 1.5, "trial_1.onnx": 1.3, "trial_2.onnx": 1.3}
+        clock = Clock()
+        lat = {f"trial_{t}.onnx": v[1] for t, v in FRONT.items()}
+        old = adaptive_module.HOLD_SLOWDOWN
+        adaptive_module.HOLD_SLOWDOWN = hold_slowdown
+        try:
+            model = AdaptiveModel.load(
+                fake_dir, Policy(latency_ms=4.0), clock=clock, sensors=StaticSensors(), sensor_interval_s=0.0, recheck_every=1,
+                window=40, min_samples=5, max_age_s=2.0,
+                hysteresis=Hysteresis(margin=0.0, dwell_requests=5, dwell_s=0.0, hold_s=0.2, max_hold_s=60.0),
+                session_factory=lambda p: FakeSession(clock, lat[p.name], lambda n=p.name: slower[n] if busy["on"] else 1.0),
+            )
+            served = serve(model, clock, 60)
+            busy["on"] = True
+            served += serve(model, clock, 400, gap_s=0.02)
+            busy["on"] = False
+            served += serve(model, clock, 400, gap_s=0.02)
+        finally:
+            adaptive_module.HOLD_SLOWDOWN = old
+        return served
+
+    on, off = run(1.25), run(float("inf"))
+    busy_on, busy_off = on[60:460], off[60:460]
+    assert busy_on[:2] == [0, 0] and 0 not in busy_on[2:], busy_on  # left once (a streak of 2), not retried while slow
+    assert on[-1] == 0  # back once the machine recovered
+    assert busy_off.count(0) >= busy_on.count(0) + 4, busy_off  # without the rule: retried, left again (the test can fail)
+
+
+def test_isolated_misses_never_make_a_streak(fake_dir: Path) -> None:
+    """Every other request slow (far above p99.5, so the binomial test leaves trial 0), but never two in
+    a row: only the binomial test can see it; the streak rule alone (confidence 1 - 1e-6) never fires."""
+    flip = {"i": 0}
+
+    def every_other() -> float:
+        flip["i"] += 1
+        return 2.0 if flip["i"] % 2 else 1.0
+
+    model, clock = make(fake_dir, Policy(latency_ms=3.4, latency_percentile=99.5), load=every_other,
+                        hysteresis=Hysteresis(miss_confidence=0.999999, hold_s=0.0, miss_streak=2, dwell_requests=10**9))
+    served = serve(model, clock, 9)  # fewer than the binomial tests' smallest scale (10): only a streak could leave
+    assert set(served) == {0}
 
 
 def test_alternating_load_does_not_flap(fake_dir: Path) -> None:
@@ -203,7 +271,7 @@ def test_battery_hovering_at_the_threshold_does_not_flap(fake_dir: Path) -> None
 def test_dwell_holds_moves_up_but_never_a_forced_move_down(fake_dir: Path) -> None:
     load = {"factor": 1.0}
     model, clock = make(fake_dir, Policy(latency_ms=3.4), load=lambda: load["factor"], window=10, min_samples=3, max_age_s=0.5,
-                        hysteresis=Hysteresis(margin=0.1, dwell_requests=10, dwell_s=5.0, hold_s=0.0))
+                        hysteresis=Hysteresis(margin=0.1, dwell_requests=10, dwell_s=5.0, hold_s=0.0, miss_streak=0))
     serve(model, clock, 12)
     load["factor"] = 2.0
     served = serve(model, clock, 4)
@@ -309,6 +377,8 @@ def test_policy_is_checked() -> None:
         Policy(latency_ms=0)
     with pytest.raises(ConfigError, match="policy.latency_percentile"):
         Policy(latency_percentile=float("nan"))
+    with pytest.raises(ConfigError, match="policy.hysteresis.miss_streak"):
+        Hysteresis(miss_streak=-1)
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,18 @@ logger = logging.getLogger("hwtune.deploy")
 
 _ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
+HOLD_SLOWDOWN = 1.25
+"""A model left by force stays held past its hold while the observed median slowdown is more than this
+times the one when it was left, or the observed tail (the policy's percentile of observed / stored) more
+than ``HOLD_TAIL`` times the one then: the machine has not recovered yet. Contention on a core moves the
+tail of short requests far more than their median (the scheduler lets a short sleeper run first)."""
+HOLD_TAIL = 1.5
+
+MISS_SCALES = (10, 20, 50)
+"""Besides its whole window, the serving model's newest 10, 20 and 50 requests are tested alone (the
+same binomial test, each at ``miss_confidence``): misses that began a moment ago are diluted in a
+window of 200 quiet requests, and the most significant scale decides."""
+
 
 def open_session(path: Path, threads: int | None = 1, providers: list[Any] | None = None) -> Any:
     """An ONNX Runtime ``InferenceSession`` for ``path`` (sequential, ``threads`` intra-op threads).
@@ -128,7 +140,7 @@ class AdaptiveModel:
         self._switched_at = 0.0
         self._served_since = 0
         self._policy_changed = False
-        self._holds: dict[int, tuple[float, float, str]] = {}  # rank -> (until, length s, why)
+        self._holds: dict[int, tuple[float, float, str, tuple[float, float] | None]] = {}  # rank -> (until, length s, why, (median, tail) slowdown when left)
         self._budget_cache: Budget | None = None
         self._slow_cache: tuple[int, Slowdown] | None = None
         self._checked_at = 0
@@ -223,13 +235,21 @@ class AdaptiveModel:
         m = self.models[rank]
         sla, q = self._policy.latency_ms, self._policy.latency_percentile
         pred, _ = self._predict_ms(rank, batch, slow, now)
-        misses = None
+        misses = streak = None
         exp = self._expected_ms(m, batch)
         if rank == self._current and sla is not None and exp is not None:
             over, n = self._tracker.over(now, rank, sla / exp)  # the serving model: its own misses decide,
+            share, conf = 1.0 - q / 100.0, self.hysteresis.miss_confidence
             if n >= self._tracker.min_samples:  # once there are enough of them
-                misses = (over, n, allowed_misses(n, 1.0 - q / 100.0, self.hysteresis.miss_confidence))
-        return Candidate(rank, m.name, m.error, m.latency.value if m.latency else None, pred, m.energy.value if m.energy else None, misses)
+                misses = (over, n, allowed_misses(n, share, conf))
+            for k in MISS_SCALES:  # and its newest requests alone: a slowdown that began a moment ago
+                if k < n:
+                    o, m_ = self._tracker.over_last(now, rank, sla / exp, k)
+                    a = allowed_misses(m_, share, conf)
+                    if misses is None or o - a > misses[0] - misses[2]:
+                        misses = (o, m_, a)
+            streak = (self._tracker.streak_over(now, rank, sla / exp), self.hysteresis.miss_streak)  # or a sudden run of misses
+        return Candidate(rank, m.name, m.error, m.latency.value if m.latency else None, pred, m.energy.value if m.energy else None, misses, streak)
 
     def _candidates(self, batch: int, slow: Slowdown, now: float) -> list[Candidate]:
         return [self._candidate(rank, batch, slow, now) for rank in range(len(self.models))]
@@ -250,7 +270,7 @@ class AdaptiveModel:
         self._slow_cache, self._checked_at = (self._requests, slow), self._requests
         if cur in self._holds and now - self._switched_at >= self._holds[cur][1]:
             del self._holds[cur]  # it served a whole hold without having to be left: forgiven
-        held = {r: f"{why}; {until - now:.1f} s left of {length:g} s" for r, (until, length, why) in self._holds.items() if until > now}
+        held = {r: why for r, hold in self._holds.items() if (why := self._held(hold, slow, now)) is not None}
         d = choose(self._candidates(batch, slow, now), self._budget(), cur, margin=h.margin, dwell_over=dwell_over, held=held)
         self._policy_changed = False
         if d.rank != cur:
@@ -258,7 +278,8 @@ class AdaptiveModel:
             if prev is not None and d.kind == "forced" and h.hold_s > 0:
                 before = self._holds.get(prev)
                 length = min(2 * before[1], h.max_hold_s) if before is not None else h.hold_s
-                self._holds[prev] = (now + length, length, f"left at request {self._requests}: no longer fit")
+                factor = (slow.factor, slow.ratio) if slow.source == "observed" else None  # the machine's speed as it was when left
+                self._holds[prev] = (now + length, length, f"left at request {self._requests}: no longer fit", factor)
             self._current, self._switched_at, self._served_since = d.rank, now, 0
             new = self.models[d.rank]
             note = f" (observed: {slow.describe()})" if slow.source == "observed" else ""
@@ -270,6 +291,22 @@ class AdaptiveModel:
             self._history.append({"at": now, "request": self._requests, "from": None if prev is None else self.models[prev].trial, "to": new.trial, "kind": d.kind, "reason": d.reason + note})
         self._decision = d
         return d.rank
+
+    def _held(self, hold: tuple[float, float, str, tuple[float, float] | None], slow: Slowdown, now: float) -> str | None:
+        """Why a model left by force is still held, or ``None``: for its hold, and after it while the
+        observed slowdown (median, or tail) is still well above what it was when the model was left
+        (``HOLD_SLOWDOWN``, ``HOLD_TAIL``: the contention that forced it out has not gone, and retrying
+        would only cost misses), at most ``max_hold_s`` after leaving."""
+        until, length, why, then = hold
+        if until > now:
+            return f"{why}; {until - now:.1f} s left of {length:g} s"
+        if then is None or slow.source != "observed" or now - (until - length) >= self.hysteresis.max_hold_s:
+            return None
+        if slow.factor > HOLD_SLOWDOWN * then[0]:
+            return f"{why}; the machine is still {slow.factor / then[0]:.2g}x slower (median) than when it was left"
+        if slow.ratio > HOLD_TAIL * then[1]:
+            return f"{why}; the machine's p{self._policy.latency_percentile:g} is still {slow.ratio / then[1]:.2g}x what it was when it was left"
+        return None
 
     def select(self, batch: int | None = None) -> BundleModel:
         """Decide now which model serves the next request of ``batch`` samples (default: the
@@ -373,7 +410,7 @@ class AdaptiveModel:
                 "reason": self._decision.reason if self._decision else "no request yet",
                 "decision": self._decision.kind if self._decision else None,
                 "since": {"requests": self._served_since, "seconds": now - self._switched_at if cur is not None else 0.0},
-                "holds": {self.models[r].trial: {"until_s": until - now, "length_s": length, "why": why} for r, (until, length, why) in self._holds.items() if until > now},
+                "holds": {self.models[r].trial: {"until_s": until - now, "length_s": length, "why": why} for r, (until, length, why, _) in self._holds.items() if until > now},
                 "requests": self._requests,
                 "switches": self._switches,
                 "recent_switches": list(self._history),

@@ -146,6 +146,29 @@ class LatencyTracker:
         w.expire(now)
         return len(w.sorted) - bisect.bisect_right(w.sorted, ratio), len(w.sorted)
 
+    def over_last(self, now: float, model: int, ratio: float, n: int) -> tuple[int, int]:
+        """How many of ``model``'s newest ``n`` fresh observations exceed ``ratio`` x stored, and how
+        many there are (at most ``n``)."""
+        w = self._own.get(model)
+        if w is None:
+            return 0, 0
+        w.expire(now)
+        recent = list(w.order)[-n:]
+        return sum(v > ratio for _, v, _ in recent), len(recent)
+
+    def streak_over(self, now: float, model: int, ratio: float) -> int:
+        """How many of ``model``'s newest fresh observations, in a row, exceed ``ratio`` x stored."""
+        w = self._own.get(model)
+        if w is None:
+            return 0
+        w.expire(now)
+        k = 0
+        for _, v, _ in reversed(w.order):
+            if v <= ratio:
+                break
+            k += 1
+        return k
+
     def counts(self, now: float) -> dict[int, int]:
         """Fresh samples per model."""
         out = {}

@@ -12,7 +12,8 @@ The rule, for candidates sorted by error:
    0) while its own requests over the SLA are no more than the percentile allows, by a binomial
    test at ``miss_confidence`` (99.9 %, :func:`allowed_misses`), once it has served enough of them: a
    model whose true share of misses is at the percentile is not left because a few slow requests
-   happened to fall in the same window, while one that misses often is left within a few requests.
+   happened to fall in the same window, while one that misses often is left within a few requests;
+   and while its newest ``miss_streak`` requests (2) did not all miss: a sudden slowdown is left at once.
 2. Among the fitting candidates, the preference ``p`` in [0, 1] sets an error tolerance: best error
    + ``p`` x (worst - best error among them); the fastest candidate within it is picked (``p = 0``:
    the most accurate that fits; ``p = 1``: the fastest that fits). Nothing fits: the fastest.
@@ -108,6 +109,11 @@ class Hysteresis:
     """How sure the selector must be that the serving model misses the latency SLA more often than
     the percentile allows before it leaves it (a binomial test on its own recent requests; 0: at the
     first miss)."""
+    miss_streak: int = 2
+    """The serving model is also left when this many of its newest requests in a row missed the SLA
+    (0: never). A model that meets its percentile ``q`` does that by chance with probability
+    ``(1 - q/100)^k`` per request (2.5e-5 for two at p99.5); a sudden slowdown (another process takes
+    the core) shows within ``k`` requests, where the binomial test needs several misses in its window."""
 
     def __post_init__(self) -> None:
         _check("hysteresis.margin", self.margin, 0, 0.9, "a share of the budget, e.g. 0.1.")
@@ -117,6 +123,8 @@ class Hysteresis:
         _check("hysteresis.miss_confidence", self.miss_confidence, 0, 0.999999, "a probability, e.g. 0.999.")
         if isinstance(self.dwell_requests, bool) or not isinstance(self.dwell_requests, int) or self.dwell_requests < 0:
             raise ConfigError("policy.hysteresis.dwell_requests", f"must be a non-negative integer, got {self.dwell_requests!r}.", "e.g. 20.")
+        if isinstance(self.miss_streak, bool) or not isinstance(self.miss_streak, int) or self.miss_streak < 0:
+            raise ConfigError("policy.hysteresis.miss_streak", f"must be a non-negative integer, got {self.miss_streak!r}.", "e.g. 2 (0: off).")
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,9 @@ class Candidate:
     misses: tuple[int, int, int] | None = None
     """For the serving model: (requests over the SLA, requests observed, most the percentile allows
     among them); when given, it decides whether the model's latency fits (margin 0), not ``predicted_ms``."""
+    streak: tuple[int, int] | None = None
+    """For the serving model: (its newest requests over the SLA in a row, the streak that leaves it,
+    ``Hysteresis.miss_streak``); a streak that long is a misfit whatever the other tests say."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +299,8 @@ def misfit(c: Candidate, b: Budget, margin: float = 0.0) -> str | None:
     k = 1.0 - margin
     scale = f" x {k:g} (margin)" if margin else ""
     if b.latency_ms is not None:
+        if c.streak is not None and c.streak[1] > 0 and c.streak[0] >= c.streak[1] and not margin:
+            return f"its last {c.streak[0]} requests in a row over {b.latency_ms:g} ms (a streak of {c.streak[1]} leaves it)"
         if c.misses is not None and not margin:
             over, n, allowed = c.misses
             if over > allowed:
