@@ -6,6 +6,11 @@ file, also sees how the machine's speed moved in between (on a shared VM, by sev
 a stored reference speed: docs/benchmarks.md, issues 12 and 13), so it falls outside that interval far
 more often than 5 % of the time. Calling that interval "where the latency is" would not be honest.
 
+It is only as honest as the study's pairs are representative: they are taken a training apart
+(seconds to minutes), so a machine that drifts more over longer spans, or under another load, than it
+did within the study puts later measurements outside it (measured: docs/benchmarks.md, "Runtime and
+export", 73 % inside on the shared VM where the median's own interval held 23-42 %).
+
 A study measures every network it keeps twice: before training (the budget's decision) and again after
 training (``hwtune:final_hardware``). The pairs of the whole study show how far two measurements of the
 same network taken apart in time differ beyond their own intervals. :func:`retest_interval` turns them
@@ -109,8 +114,9 @@ def retest_interval(record: Any, records: Iterable[Any], metric: str = "latency_
     se_new2 = sum(se**2 for _, se in own) / len(own)  # a re-measurement as precise as the study's
     half = t_quantile_975(len(pairs)) * math.sqrt(se_new2 + s2 + var_centre)
     how = (
-        f"95 % interval for one more measurement: the trial's {len(own)} measurement{'s' if len(own) > 1 else ''} and the "
-        f"between-time spread of {len(pairs)} before/after training pair{'s' if len(pairs) > 1 else ''} of the study "
-        f"(±{math.sqrt(s2) * 100:.1f} % per measurement beyond their own intervals), Student's t with {len(pairs)} degrees of freedom"
+        f"95 % interval for one more measurement if the machine drifts as it did within the study: the trial's {len(own)} "
+        f"measurement{'s' if len(own) > 1 else ''} and the between-time spread of {len(pairs)} before/after training "
+        f"pair{'s' if len(pairs) > 1 else ''} of the study (±{math.sqrt(s2) * 100:.1f} % per measurement beyond their own "
+        f"intervals), Student's t with {len(pairs)} degrees of freedom"
     )
     return RetestInterval(metric, math.exp(centre), math.exp(centre - half), math.exp(centre + half), len(pairs), math.sqrt(s2), how)
