@@ -300,7 +300,9 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
           + f"; SLA = {sla_ms:.3f} ms" + ("" if args.sla_ms else f" ({args.sla_factor:g} x trial {top}'s {'median' if args.sla_from == 'p50' else args.sla_from})"), flush=True)
     policy = Policy(latency_ms=sla_ms, latency_percentile=args.percentile)
     adaptive = AdaptiveModel(bundle, policy, threads=1, sensors=None if args.system_sensors else StaticSensors(),
-                             hysteresis=Hysteresis(margin=args.margin, dwell_requests=args.dwell_requests, dwell_s=args.dwell_s, hold_s=args.hold_s, miss_streak=args.miss_streak))
+                             hysteresis=Hysteresis(margin=args.margin, dwell_requests=args.dwell_requests, dwell_s=args.dwell_s, hold_s=args.hold_s,
+                                                    miss_streak=args.miss_streak, miss_scales_s=tuple(float(x) for x in args.miss_scales.split(",") if x),
+                                                    hold_until_recovered=args.hold_until_recovered))
     adaptive.warm_up(args.batch)
     methods: list[tuple[str, Any]] = [("adaptive", None)] + [(f"fixed trial {t}", t) for t in fixed]
     records: dict[str, list[tuple[float, float, int, int, str]]] = {name: [] for name, _ in methods}  # (t, ms, trial, correct, phase)
@@ -372,7 +374,8 @@ def serve(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     out_trace = {name: [[round(v[0], 4), round(v[1], 4), v[2]] for v in records[name]] for name in records} if args.trace else None
     return {"trace": out_trace, "sla_ms": sla_ms, "calibration": {str(t): c for t, c in cal.items()}, "loadavg_calibration": load_calibration, "table": table, "schedule": phases, "contention_changes": changes, "seconds": total,
             "loadavg_before": load_before, "loadavg_after": load_after, "switch_log": switches_log,
-            "policy": policy.to_dict(), "hysteresis": {"margin": args.margin, "dwell_requests": args.dwell_requests, "dwell_s": args.dwell_s, "hold_s": args.hold_s},
+            "policy": policy.to_dict(), "hysteresis": {"margin": args.margin, "dwell_requests": args.dwell_requests, "dwell_s": args.dwell_s, "hold_s": args.hold_s,
+                                                          "miss_streak": args.miss_streak, "miss_scales_s": args.miss_scales, "hold_until_recovered": args.hold_until_recovered},
             "accuracy": {str(k): v for k, v in acc.items()}, "adaptive_state": adaptive.state()}
 
 
@@ -423,7 +426,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dwell-requests", type=int, default=20)
     p.add_argument("--dwell-s", type=float, default=1.0)
     p.add_argument("--hold-s", type=float, default=5.0)
-    p.add_argument("--miss-streak", type=int, default=2, help="leave the serving model after this many misses in a row (0: only the binomial test)")
+    p.add_argument("--miss-streak", type=int, default=0, help="Hysteresis.miss_streak: leave the serving model after this many misses in a row (0: off, the default)")
+    p.add_argument("--miss-scales", default="", help="Hysteresis.miss_scales_s, comma-separated seconds (default: none)")
+    p.add_argument("--hold-until-recovered", action="store_true", help="Hysteresis.hold_until_recovered")
     p.add_argument("--gap-ms", type=float, default=1.0)
     p.add_argument("--quiet", type=float, default=15.0)
     p.add_argument("--busy", type=float, default=15.0)

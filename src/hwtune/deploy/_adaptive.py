@@ -50,10 +50,11 @@ than ``HOLD_TAIL`` times the one then: the machine has not recovered yet. Conten
 tail of short requests far more than their median (the scheduler lets a short sleeper run first)."""
 HOLD_TAIL = 1.5
 
-MISS_SCALES = (10, 20, 50)
-"""Besides its whole window, the serving model's newest 10, 20 and 50 requests are tested alone (the
-same binomial test, each at ``miss_confidence``): misses that began a moment ago are diluted in a
-window of 200 quiet requests, and the most significant scale decides."""
+MIN_SCALE_REQUESTS = 10
+"""``Hysteresis.miss_scales_s``: a scale is tested once it holds this many requests."""
+MIN_STREAK_S = 0.05
+"""A streak of misses (``Hysteresis.miss_streak``) counts once it has lasted this long: a burst of a few
+milliseconds (a scheduler slice, the hypervisor's steal) makes several short requests in a row miss."""
 
 
 def open_session(path: Path, threads: int | None = 1, providers: list[Any] | None = None) -> Any:
@@ -242,13 +243,14 @@ class AdaptiveModel:
             share, conf = 1.0 - q / 100.0, self.hysteresis.miss_confidence
             if n >= self._tracker.min_samples:  # once there are enough of them
                 misses = (over, n, allowed_misses(n, share, conf))
-            for k in MISS_SCALES:  # and its newest requests alone: a slowdown that began a moment ago
-                if k < n:
-                    o, m_ = self._tracker.over_last(now, rank, sla / exp, k)
+            for span in self.hysteresis.miss_scales_s:  # and its newest requests alone: a slowdown that began a moment ago
+                o, m_ = self._tracker.over_since(now, rank, sla / exp, span)
+                if MIN_SCALE_REQUESTS <= m_ < n:
                     a = allowed_misses(m_, share, conf)
                     if misses is None or o - a > misses[0] - misses[2]:
                         misses = (o, m_, a)
-            streak = (self._tracker.streak_over(now, rank, sla / exp), self.hysteresis.miss_streak)  # or a sudden run of misses
+            run, run_s = self._tracker.streak_over(now, rank, sla / exp)  # or a run of misses that lasted
+            streak = (run if run_s >= MIN_STREAK_S else 0, self.hysteresis.miss_streak)
         return Candidate(rank, m.name, m.error, m.latency.value if m.latency else None, pred, m.energy.value if m.energy else None, misses, streak)
 
     def _candidates(self, batch: int, slow: Slowdown, now: float) -> list[Candidate]:
@@ -300,7 +302,7 @@ class AdaptiveModel:
         until, length, why, then = hold
         if until > now:
             return f"{why}; {until - now:.1f} s left of {length:g} s"
-        if then is None or slow.source != "observed" or now - (until - length) >= self.hysteresis.max_hold_s:
+        if not self.hysteresis.hold_until_recovered or then is None or slow.source != "observed" or now - (until - length) >= self.hysteresis.max_hold_s:
             return None
         if slow.factor > HOLD_SLOWDOWN * then[0]:
             return f"{why}; the machine is still {slow.factor / then[0]:.2g}x slower (median) than when it was left"

@@ -146,28 +146,29 @@ class LatencyTracker:
         w.expire(now)
         return len(w.sorted) - bisect.bisect_right(w.sorted, ratio), len(w.sorted)
 
-    def over_last(self, now: float, model: int, ratio: float, n: int) -> tuple[int, int]:
-        """How many of ``model``'s newest ``n`` fresh observations exceed ``ratio`` x stored, and how
-        many there are (at most ``n``)."""
+    def over_since(self, now: float, model: int, ratio: float, span_s: float) -> tuple[int, int]:
+        """How many of ``model``'s observations of the last ``span_s`` seconds exceed ``ratio`` x
+        stored, and how many there are."""
         w = self._own.get(model)
         if w is None:
             return 0, 0
         w.expire(now)
-        recent = list(w.order)[-n:]
-        return sum(v > ratio for _, v, _ in recent), len(recent)
+        recent = [v for t, v, _ in w.order if now - t <= span_s]
+        return sum(v > ratio for v in recent), len(recent)
 
-    def streak_over(self, now: float, model: int, ratio: float) -> int:
-        """How many of ``model``'s newest fresh observations, in a row, exceed ``ratio`` x stored."""
+    def streak_over(self, now: float, model: int, ratio: float) -> tuple[int, float]:
+        """How many of ``model``'s newest fresh observations, in a row, exceed ``ratio`` x stored, and
+        the seconds from the first of them to ``now``."""
         w = self._own.get(model)
         if w is None:
-            return 0
+            return 0, 0.0
         w.expire(now)
-        k = 0
-        for _, v, _ in reversed(w.order):
+        k, first = 0, now
+        for t, v, _ in reversed(w.order):
             if v <= ratio:
                 break
-            k += 1
-        return k
+            k, first = k + 1, t
+        return k, now - first
 
     def counts(self, now: float) -> dict[int, int]:
         """Fresh samples per model."""

@@ -13,7 +13,8 @@ The rule, for candidates sorted by error:
    test at ``miss_confidence`` (99.9 %, :func:`allowed_misses`), once it has served enough of them: a
    model whose true share of misses is at the percentile is not left because a few slow requests
    happened to fall in the same window, while one that misses often is left within a few requests;
-   and while its newest ``miss_streak`` requests (2) did not all miss: a sudden slowdown is left at once.
+   optionally (``Hysteresis.miss_streak``, ``miss_scales_s``) also on a streak of misses or on its
+   requests of the last seconds alone, so that a sudden slowdown is left within a few requests.
 2. Among the fitting candidates, the preference ``p`` in [0, 1] sets an error tolerance: best error
    + ``p`` x (worst - best error among them); the fastest candidate within it is picked (``p = 0``:
    the most accurate that fits; ``p = 1``: the fastest that fits). Nothing fits: the fastest.
@@ -109,11 +110,20 @@ class Hysteresis:
     """How sure the selector must be that the serving model misses the latency SLA more often than
     the percentile allows before it leaves it (a binomial test on its own recent requests; 0: at the
     first miss)."""
-    miss_streak: int = 2
-    """The serving model is also left when this many of its newest requests in a row missed the SLA
-    (0: never). A model that meets its percentile ``q`` does that by chance with probability
-    ``(1 - q/100)^k`` per request (2.5e-5 for two at p99.5); a sudden slowdown (another process takes
-    the core) shows within ``k`` requests, where the binomial test needs several misses in its window."""
+    miss_streak: int = 0
+    """Leave the serving model when this many of its newest requests in a row missed the SLA, over at
+    least 50 ms (0, the default: never). A model that meets its percentile ``q`` does that by chance
+    with probability ``(1 - q/100)^k`` per request (2.5e-5 for two at p99.5) if its misses are
+    independent; a sudden slowdown (other processes take the core) shows within ``k`` requests, where
+    the binomial test needs several misses in its window. Misses on a shared machine come in bursts,
+    which is why it is off by default (docs/benchmarks.md: on MNIST it cost 1.5-2 accuracy points)."""
+    miss_scales_s: tuple[float, ...] = ()
+    """Also test the serving model's requests of the last few seconds alone (e.g. ``(0.5, 1, 2)``),
+    the same binomial test on each (at least 10 requests): misses that began a moment ago are
+    diluted in the whole window. Empty (the default): the whole window only."""
+    hold_until_recovered: bool = False
+    """Keep a model left by force on hold, after its hold, while the observed slowdown is still well
+    above what it was when it was left (``_adaptive.HOLD_SLOWDOWN``, ``HOLD_TAIL``)."""
 
     def __post_init__(self) -> None:
         _check("hysteresis.margin", self.margin, 0, 0.9, "a share of the budget, e.g. 0.1.")
@@ -125,6 +135,8 @@ class Hysteresis:
             raise ConfigError("policy.hysteresis.dwell_requests", f"must be a non-negative integer, got {self.dwell_requests!r}.", "e.g. 20.")
         if isinstance(self.miss_streak, bool) or not isinstance(self.miss_streak, int) or self.miss_streak < 0:
             raise ConfigError("policy.hysteresis.miss_streak", f"must be a non-negative integer, got {self.miss_streak!r}.", "e.g. 2 (0: off).")
+        if not isinstance(self.miss_scales_s, tuple) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in self.miss_scales_s):
+            raise ConfigError("policy.hysteresis.miss_scales_s", f"must be a tuple of positive seconds, got {self.miss_scales_s!r}.", "e.g. (0.5, 1.0, 2.0), or () for none.")
 
 
 @dataclass(frozen=True)
