@@ -249,8 +249,9 @@ class AdaptiveModel:
                     a = allowed_misses(m_, share, conf)
                     if misses is None or o - a > misses[0] - misses[2]:
                         misses = (o, m_, a)
-            run, run_s = self._tracker.streak_over(now, rank, sla / exp)  # or a run of misses that lasted
-            streak = (run if run_s >= MIN_STREAK_S else 0, self.hysteresis.miss_streak)
+            if self.hysteresis.miss_streak:  # or a run of misses that lasted
+                run, run_s = self._tracker.streak_over(now, rank, sla / exp)
+                streak = (run if run_s >= MIN_STREAK_S else 0, self.hysteresis.miss_streak)
         return Candidate(rank, m.name, m.error, m.latency.value if m.latency else None, pred, m.energy.value if m.energy else None, misses, streak)
 
     def _candidates(self, batch: int, slow: Slowdown, now: float) -> list[Candidate]:
