@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--wait", type=float, default=300.0, help="seconds between the study's end and each further export round")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export_retest.json")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the study (database and kept weights) here, for export_retest_check.py")
     args = ap.parse_args()
 
     result: dict[str, Any] = {"command": "benchmarks/export_retest.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
@@ -105,6 +106,12 @@ def main() -> None:
             result["rounds"].append(rnd)
             print(f"export round {k} ({rnd['seconds_after_study']} s after the study, load {rnd['load']}): inside the median's interval "
                   f"{rnd['inside_ci']:.0%}, inside the retest interval {rnd['inside_retest']:.0%} of {len(rows)}", flush=True)
+        if args.keep is not None:
+            import shutil
+
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / "study.db", args.keep / "study.db")
+            shutil.copytree(folder / "study.db.artifacts", args.keep / "study.db.artifacts", dirs_exist_ok=True)
     result["load_end"] = _load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
