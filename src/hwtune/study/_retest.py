@@ -6,11 +6,6 @@ file, also sees how the machine's speed moved in between (on a shared VM, by sev
 a stored reference speed: docs/benchmarks.md, issues 12 and 13), so it falls outside that interval far
 more often than 5 % of the time. Calling that interval "where the latency is" would not be honest.
 
-It is only as honest as the study's pairs are representative: they are taken a training apart
-(seconds to minutes), so a machine that drifts more over longer spans, or under another load, than it
-did within the study puts later measurements outside it (measured: docs/benchmarks.md, "Runtime and
-export", 73 % inside on the shared VM where the median's own interval held 23-42 %).
-
 A study measures every network it keeps twice: before training (the budget's decision) and again after
 training (``hwtune:final_hardware``). The pairs of the whole study show how far two measurements of the
 same network taken apart in time differ beyond their own intervals. :func:`retest_interval` turns them
@@ -22,6 +17,11 @@ into a 95 % interval for one more measurement of a network, in log space:
 - the network's centre: the mean of its two log values (or its one);
 - a new measurement minus that centre has variance ``se_new^2 + s_b^2 + var(centre)``; the interval is
   the centre +- Student's t with as many degrees of freedom as pairs (few pairs: a wide interval).
+
+It is only as honest as the study's pairs are representative: they are taken a training apart
+(seconds to minutes), so a machine that drifts more over longer spans, or under another load, than it
+did within the study puts later measurements outside it (measured: docs/benchmarks.md, "Runtime and
+export", 73 % inside on the shared VM where the median's own interval held 23-42 %).
 """
 
 from __future__ import annotations
