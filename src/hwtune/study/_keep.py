@@ -278,10 +278,10 @@ class ModelKeeper:
         return {"keep_models": self.mode, "artifacts": where}
 
     # -- inside a trial ---------------------------------------------------------------------------
-    def keep(self, study: Any, trial: Any, model: Any, values: tuple[float, ...], feasible: bool) -> None:
-        """Store ``model`` on ``trial`` (running) if the mode keeps it, else record why not; the
-        study's framework writes it (``Framework.save_kept``) and names its format."""
-        reason = self._why_not(study, model, values, feasible)
+    def keep(self, study: Any, trial: Any, model: Any, reason: str | None) -> None:
+        """Store ``model`` on ``trial`` (running) when ``reason`` (:meth:`why_not`, asked once by the
+        loop) is ``None``, else record the reason; the study's framework writes it
+        (``Framework.save_kept``) and names its format."""
         if reason is not None:
             trial.set_user_attr(MODEL_ATTR, {"kept": False, "reason": reason})
             return
@@ -303,12 +303,9 @@ class ModelKeeper:
             "sha256": hashlib.sha256(data).hexdigest(), "filename": path.name, "folder": str(folder) if folder else None,
         })
 
-    def would_keep(self, study: Any, model: Any, values: tuple[float, ...], feasible: bool) -> bool:
-        """Whether :meth:`keep` would store ``model`` now (asked before it, so a kept network is measured
-        again after training)."""
-        return self._why_not(study, model, values, feasible) is None
-
-    def _why_not(self, study: Any, model: Any, values: tuple[float, ...], feasible: bool) -> str | None:
+    def why_not(self, study: Any, model: Any, values: tuple[float, ...], feasible: bool) -> str | None:
+        """Why the mode does not keep ``model`` now, or ``None`` when it does (asked once per trial,
+        before the kept network is measured again and stored)."""
         if self.mode == "none":
             return "keep_models: none"
         if model is None:

@@ -340,8 +340,14 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         out = [float(all_values[o.metric]) for o in study.objectives]
         keeper = getattr(study, "model_keeper", None)
         compressed = plan is not None and plan.active
-        kept = keeper is not None and keeper.would_keep(study, ctx.kept_model, tuple(out), all(v <= 0 for v in violations))
-        if ctx.kept_model is not None and (compressed or (kept and _timed(hw))):  # measured again after training
+        why_not_kept: str | None = "no keeper"
+        if keeper is not None:  # whether the mode keeps it: asked once, before measuring it again
+            stage[0] = "keep"
+            try:
+                why_not_kept = keeper.why_not(study, ctx.kept_model, tuple(out), all(v <= 0 for v in violations))
+            except Exception as e:
+                raise fail("keep", e) from e
+        if ctx.kept_model is not None and (compressed or (why_not_kept is None and _timed(hw))):  # measured again after training
             stage[0] = "measure final"
             _measure_final(trial, measure, ctx.kept_model, params)
         for c, v in zip(study.constraints, violations):
@@ -349,7 +355,7 @@ def make_objective(study: Any, build_model: BuildModel, train_and_evaluate: Trai
         if keeper is not None:  # the weights are stored before the trial is recorded trained
             stage[0] = "keep"
             try:
-                keeper.keep(study, trial, ctx.kept_model, tuple(out), all(v <= 0 for v in violations))
+                keeper.keep(study, trial, ctx.kept_model, why_not_kept)
             except Exception as e:
                 raise fail("keep", e) from e
         trial.set_user_attr(STATUS_ATTR, "trained")
