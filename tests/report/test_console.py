@@ -150,6 +150,15 @@ def test_prediction_before_measuring_and_reuse_are_shown_each_with_a_label_of_it
     assert rows["energy per inference: predicted before measuring"][2] == "predicted:additive_gp"
 
 
+def test_a_second_measurement_after_training_is_shown_only_when_it_says_something_new():
+    final = {**_always(), "latency_ms": Measurement("latency_ms", 0.451, "ms", "measured:timer", 0.44, 0.46, repeats=90)}
+    rows = _rows(_printed(_summary([_record(final_hardware=final)], constraints=("latency_ms <= 1",))))
+    again = rows["latency per batch: measured again after training"]
+    assert again[1].startswith("0.451 ms") and again[2].startswith("measured:timer")
+    # the same count of the same network twice (parameters, file size): no second row
+    assert not any(k.endswith("measured again after training") and not k.startswith("latency") for k in rows), sorted(rows)
+
+
 def test_pareto_front_prints_one_table_per_network_and_keeps_the_other_lines():
     text = _printed(_summary([_record(HW, number=1), _record(HW, number=4)]))
     assert "Pareto-optimal network 1 (trial 1)" in text and "Pareto-optimal network 2 (trial 4)" in text

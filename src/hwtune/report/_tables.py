@@ -114,9 +114,12 @@ def _metric_rows(name: str, rec: "TrialRecord", goal: str) -> Iterator[Row]:
     if info is None or info.kind == "quality":
         yield (label, *_quality_cells(rec.metrics.get(name)), goal)
         return
-    yield (label, *_hardware_cells(rec.hardware.get(name)), goal)
+    first = rec.hardware.get(name)
+    yield (label, *_hardware_cells(first), goal)
     final = getattr(rec, "final_hardware", {}).get(name)
-    if final is not None:  # compressed or kept: measured untrained (the budget's decision) and again trained
+    same = first is not None and final is not None and (final.value, final.source) == (first.value, first.source)
+    if final is not None and not same:  # compressed or kept: measured untrained (the budget's decision) and again trained
+        # (a count equal to the first one, e.g. the parameters of the same network, says nothing new)
         yield (f"  {label}: measured again after training", *_hardware_cells(final), "")
     if name in rec.predicted:
         p = rec.predicted[name]
