@@ -187,6 +187,8 @@ def test_a_model_left_under_a_slowdown_is_not_retried_until_it_is_over(fake_dir:
     after every hold; with it, it waits until the machine has recovered, then comes back."""
     import hwtune.deploy._adaptive as adaptive_module
 
+    holds: dict[str, Any] = {}
+
     def run(hold_slowdown: float) -> list[int]:
         busy = {"on": False}
         slower = {"trial_0.onnx": 1.5, "trial_1.onnx": 1.3, "trial_2.onnx": 1.3}
@@ -205,13 +207,17 @@ def test_a_model_left_under_a_slowdown_is_not_retried_until_it_is_over(fake_dir:
             served = serve(model, clock, 60)
             busy["on"] = True
             served += serve(model, clock, 400, gap_s=0.03)
+            holds["busy"] = model.state()["holds"]
             busy["on"] = False
             served += serve(model, clock, 400, gap_s=0.03)
         finally:
             adaptive_module.HOLD_SLOWDOWN = old
         return served
 
-    on, off = run(1.25), run(float("inf"))
+    on = run(1.25)
+    held = holds["busy"]  # state() says why trial 0 is still held, its 0.2-s hold long over
+    assert 0 in held and held[0]["until_s"] == 0.0 and ("slower" in held[0]["why"] or "p99" in held[0]["why"]), held
+    off = run(float("inf"))
     busy_on, busy_off = on[60:460], off[60:460]
     assert busy_on[:2] == [0, 0] and 0 not in busy_on[2:], busy_on  # left once (a streak of 2), not retried while slow
     assert on[-1] == 0  # back once the machine recovered

@@ -413,7 +413,8 @@ class AdaptiveModel:
                 "reason": self._decision.reason if self._decision else "no request yet",
                 "decision": self._decision.kind if self._decision else None,
                 "since": {"requests": self._served_since, "seconds": now - self._switched_at if cur is not None else 0.0},
-                "holds": {self.models[r].trial: {"until_s": until - now, "length_s": length, "why": why} for r, (until, length, why, _) in self._holds.items() if until > now},
+                "holds": {self.models[r].trial: {"until_s": max(0.0, h[0] - now), "length_s": h[1], "why": why}
+                          for r, h in self._holds.items() if (why := self._held(h, slow, now)) is not None},
                 "requests": self._requests,
                 "switches": self._switches,
                 "recent_switches": list(self._history),
