@@ -36,6 +36,7 @@ __all__ = [
     "COMPRESSION_ATTR",
     "FINAL_HARDWARE_ATTR",
     "MODEL_REMOVED_PREFIX",
+    "CLOSING_HARDWARE_PREFIX",
     "Status",
     "STATUSES",
     "BUDGET_STATUSES",
@@ -95,6 +96,10 @@ PROPOSAL_ATTR = "hwtune:proposal"
 MODEL_REMOVED_PREFIX = "hwtune:model_removed:"
 """Study user attribute ``hwtune:model_removed:<trial number>``: ``{artifact_id, reason}`` of kept
 weights deleted later (a finished trial's own attributes cannot change), e.g. off the Pareto front."""
+CLOSING_HARDWARE_PREFIX = "hwtune:closing_hardware:"
+"""Study user attribute ``hwtune:closing_hardware:<trial number>``: a kept network measured once more
+when the study's run ended (metric -> measurement as ``hwtune:hardware``, plus ``measured_at``, Unix
+seconds): the closing retest of :mod:`hwtune.study._closing`."""
 
 # -- statuses ----------------------------------------------------------------------------------------
 Status = Literal["trained", "over_budget", "predicted_over_budget", "pruned", "failed", "interrupted", "running", "waiting"]

@@ -50,8 +50,9 @@ def test_export_best_then_profile_the_file_at_other_batches(app: typer.Typer, st
     (m,) = manifest["models"]
     assert f"trial {m['trial']} -> {out / m['file']}" in res.output and "verified on 256 validation inputs" in res.output
     assert "latency of the exported file" in res.output and "the study measured" in res.output
-    rt = m["exported"]["latency_ms"]["study_retest"]  # every kept network of the study was measured twice
-    assert f"from its {rt['pairs']} before/after-training pairs" in " ".join(res.output.split())
+    rt = m["exported"]["latency_ms"]["study_retest"]  # every kept network was measured again when the run ended
+    assert rt["pair_kind"] == "closing_retest"
+    assert f"from its {rt['pairs']} (first, closing retest) pairs" in " ".join(res.output.split())
     assert f"manifest: {out / 'manifest.json'}" in res.output
     # the file runs at batch sizes other than the one it was exported with (dynamic batch)
     res2 = CliRunner().invoke(app, ["profile", str(out / m["file"]), "-b", "1,64", "--metrics", "latency_ms,size_mb", *FAST_PROFILE])

@@ -12,6 +12,7 @@ import pytest
 
 from hwtune.hardware import Measurement
 from hwtune.study import parse_study_file, study_from_file
+from hwtune.study._closing import closing_hardware
 from hwtune.study._retest import retest_interval, retest_pairs
 from tests._tiny_digits import tiny_digits_spec
 
@@ -20,8 +21,8 @@ def _m(value: float, rel_half: float) -> Measurement:
     return Measurement("latency_ms", value, "ms", "measured:test-double", value * math.exp(-rel_half), value * math.exp(rel_half), 10)
 
 
-def _rec(before: Measurement | None, after: Measurement | None = None, status: str = "trained") -> Any:
-    return SimpleNamespace(status=status, hardware={"latency_ms": before} if before else {}, final_hardware={"latency_ms": after} if after else {})
+def _rec(before: Measurement | None, after: Measurement | None = None, status: str = "trained", number: int = 0) -> Any:
+    return SimpleNamespace(number=number, status=status, hardware={"latency_ms": before} if before else {}, final_hardware={"latency_ms": after} if after else {})
 
 
 def _drifting_study(rng: np.random.Generator, n: int, se: float, drift: float) -> tuple[list[Any], list[float], np.ndarray]:
@@ -61,6 +62,42 @@ def test_the_between_time_spread_is_estimated_from_the_pairs() -> None:
     assert "400 before/after training pairs" in iv.how
 
 
+def test_the_closing_retest_shows_a_drift_that_pairs_a_training_apart_cannot() -> None:
+    """The machine's speed moves over minutes but not over seconds: a network's measurement after
+    training shares its first measurement's speed, the closing retest and a later export do not."""
+    rng = np.random.default_rng(7)
+    se, drift = 0.02, 0.10
+    inside_closing, inside_after = [], []
+    for _ in range(60):
+        true = np.exp(rng.uniform(-1, 2, 12))
+        speed = np.exp(rng.normal(0, drift, 12))  # the machine at each trial's time
+        def measure(t: float, s: float) -> Measurement:
+            return _m(float(t * s * math.exp(rng.normal(0, se))), 1.96 * se)
+        recs = [_rec(measure(t, s), measure(t, s), number=i) for i, (t, s) in enumerate(zip(true, speed))]
+        at_end = math.exp(rng.normal(0, drift))
+        closing = {i: {"latency_ms": measure(t, at_end)} for i, t in enumerate(true)}
+        later = math.exp(rng.normal(0, drift))  # the export, later still
+        for r, t in zip(recs, true):
+            x = float(t * later * math.exp(rng.normal(0, se)))
+            with_closing, without = retest_interval(r, recs, closing=closing), retest_interval(r, recs)
+            assert with_closing is not None and without is not None
+            inside_closing.append(with_closing.contains(x))
+            inside_after.append(without.contains(x))
+    assert 0.9 <= np.mean(inside_closing) <= 0.995
+    assert np.mean(inside_after) < 0.5  # the pairs a training apart saw no drift
+    assert "closing retest" in with_closing.how and "before/after training" in without.how
+
+
+def test_without_a_closing_pair_of_the_metric_the_pairs_after_training_stand() -> None:
+    recs = [_rec(_m(v, 0.02), _m(v * 1.05, 0.02), number=i) for i, v in enumerate((1.0, 2.0, 3.0))]
+    other_metric = {0: {"energy_mj": _m(1.0, 0.02)}}
+    iv = retest_interval(recs[0], recs, closing=other_metric)
+    assert iv is not None and iv.pairs == 3 and "before/after training" in iv.how
+    only_one = {2: {"latency_ms": _m(3.3, 0.02)}}  # a closing pair: it alone is used, the others measured once
+    iv = retest_interval(recs[0], recs, closing=only_one)
+    assert iv is not None and iv.pairs == 1 and iv.value == pytest.approx(1.0)
+
+
 def test_no_pair_or_no_interval_gives_no_retest_interval() -> None:
     one = _rec(_m(1.0, 0.05))  # measured once: no pair in the study
     assert retest_pairs([one]) == [] and retest_interval(one, [one]) is None
@@ -97,3 +134,37 @@ def test_a_kept_network_is_measured_again_after_training_and_others_are_not(tmp_
     assert len(retest_pairs(kept.records())) == len(trained)
     none = _kept_study(tmp_path, "none")
     assert all(not r.final_hardware for r in none.records())  # nothing kept: measured once
+
+
+def test_the_run_ends_with_the_kept_networks_measured_once_more(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    kept = _kept_study(tmp_path, "all")
+    closing = closing_hardware(kept.optuna_study.user_attrs)
+    trained = {r.number: r for r in kept.records() if r.status == "trained"}
+    assert trained and set(closing) == set(trained)
+    for n, c in closing.items():  # the study's meter, at its reference speed, after every trial ended
+        lat, first = c["latency_ms"], trained[n].hardware["latency_ms"]
+        assert lat.source == first.source and lat.value != first.value
+        assert lat.extra["measured_at"] > max(r.hardware["latency_ms"].extra["measured_at"] for r in trained.values())
+    iv = retest_interval(trained[min(trained)], trained.values(), closing=closing)
+    assert iv is not None and iv.pairs == len(trained) and "closing retest" in iv.how
+    assert closing_hardware(_kept_study(tmp_path, "none").optuna_study.user_attrs) == {}
+
+
+def test_a_network_the_closing_retest_cannot_measure_keeps_its_values_and_the_rest_are_measured(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    kept = _kept_study(tmp_path, "all")
+    trained = sorted(r.number for r in kept.records() if r.status == "trained")
+    meter, calls = kept.default_measure(), []
+
+    def flaky(model: Any, params: dict[str, Any]) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the device went away")
+        return meter(model, params)
+
+    before = closing_hardware(kept.optuna_study.user_attrs)
+    assert kept.closing_retest(flaky) == trained[1:]
+    after = closing_hardware(kept.optuna_study.user_attrs)
+    assert after[trained[0]]["latency_ms"].value == before[trained[0]]["latency_ms"].value  # left as it was
+    assert all(after[n]["latency_ms"].value != before[n]["latency_ms"].value for n in trained[1:])

@@ -53,7 +53,8 @@ def _lines(manifest: dict[str, Any], out: Path) -> list[str]:
             rt = lat.get("study_retest")
             if rt:
                 lines.append(
-                    f"  the study's retest interval (where one more measurement falls, from its {rt['pairs']} before/after-training pairs): "
+                    f"  the study's retest interval (where one more measurement falls, from its {rt['pairs']} "
+                    f"{'(first, closing retest)' if rt.get('pair_kind') == 'closing_retest' else 'before/after-training'} pairs): "
                     f"[{_fmt(rt['ci_low'])}, {_fmt(rt['ci_high'])}] ms: {'inside' if lat.get('within_study_retest_interval') else 'outside'}"
                 )
             if lat.get("comparison"):

@@ -357,9 +357,11 @@ def export(
     if fmt in _KERAS_FORMATS:
         framework.check_export(fmt)  # type: ignore[attr-defined]  # TFLite needs TensorFlow: said before anything is written
     by_number = {t.number: t for t in st.optuna_study.get_trials(deepcopy=False)}
+    from hwtune.study._closing import closing_hardware
     from hwtune.study._retest import retest_interval
 
     records = {r.number: r for r in st.records()} if remeasure else {}
+    closing = closing_hardware(st.optuna_study.user_attrs) if remeasure else {}
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ConfigError("out", f"{str(folder)!r} is a file, not a folder.", "give a folder for the model files and manifest.json (it is created).")
@@ -411,7 +413,7 @@ def export(
                 path, st.input_shape, st.device, st.inference_batch_size,
                 rel_ci=latency_rel_ci, max_time_s=latency_max_time_s, reference_ms=ref_ms,
             )
-            retest = retest_interval(records[n], records.values()) if n in records and study_runtime == runtime else None
+            retest = retest_interval(records[n], records.values(), closing=closing) if n in records and study_runtime == runtime else None
             exported["latency_ms"] = compare_latency(lat, study_lat, study_runtime, runtime, retest)
             exported["device"] = measured_on
             if not device_desc:

@@ -510,7 +510,18 @@ class Study:
                     p.join()
         else:
             self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
+        self.closing_retest(measure)
         return self.summary()
+
+    def closing_retest(self, measure: Measure | None = None) -> list[int]:
+        """Measure the kept networks once more, as :meth:`optimize` does when its budget is spent
+        (:mod:`hwtune.study._closing`): the pairs that tell how far a later re-measurement, e.g. of an
+        export, may fall from the study's. Returns the trials measured."""
+        from hwtune.study._closing import measure_kept_again
+        from hwtune.study._models import load_model_for
+
+        meter = with_reference_speed(self, measure or self.default_measure())
+        return measure_kept_again(self, meter, lambda st, n: load_model_for(st, n))
 
     def _run(
         self,
