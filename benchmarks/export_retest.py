@@ -2,15 +2,17 @@
 
 One command runs the default study (``src/hwtune/study/default_study.yaml``: the ``cnn`` space on the
 8x8 digits, ``latency_ms <= q40`` at batch 64 on one thread, ``runtime: onnxruntime``) with
-``keep_models: all``, so every trained network is kept and measured twice by the study (before training,
-for the budget's decision, and again after training), then exports every kept network with
+``keep_models: all``, so every trained network is kept and measured three times by the study (before
+training, for the budget's decision, again after training, and once more when the run ends: the closing
+retest), then exports every kept network with
 ``hwtune.export`` (verification and the exported file's latency re-measured as ``hwtune export`` does),
 ``--rounds`` times, ``--wait`` seconds apart. Per export round it counts the kept models whose
 re-measured latency lies
 
 - inside the study's interval of the median (the first measurement's own 95 % interval, ``study_ci``),
 - inside the study's retest interval (``study_retest``: the 95 % interval for one more measurement, from
-  the study's before/after-training pairs, ``hwtune.study._retest``).
+  the study's pairs of (first measurement, closing retest when the run ended), ``hwtune.study._retest``
+  and ``hwtune.study._closing``).
 
     .venv/bin/python benchmarks/export_retest.py --trials 40 --rounds 2 --wait 300
 
@@ -74,6 +76,8 @@ def _share(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def main() -> None:
+    from hwtune.study._closing import closing_hardware
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--minutes", type=float, default=None, help="the study's wall-clock budget (default: none, only --trials)")
@@ -84,7 +88,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="copy the study (database and kept weights) here, for export_retest_check.py")
     args = ap.parse_args()
 
-    result: dict[str, Any] = {"command": "benchmarks/export_retest.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+    result: dict[str, Any] = {"command": "benchmarks/export_retest.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("out", "keep")),
                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
                               "cpus": os.cpu_count(), "load_start": _load(), "rounds": []}
     with tempfile.TemporaryDirectory(prefix="hwtune-export-retest-") as d:
@@ -93,9 +97,14 @@ def main() -> None:
         study = run_study(folder, args.trials, args.minutes, args.seed)
         recs = study.records()
         kept = [r.number for r in recs if r.status == "trained" and "latency_ms" in r.final_hardware]
+        closing = closing_hardware(study.optuna_study.user_attrs)
+        ratios = sorted(closing[n]["latency_ms"].value / r.hardware["latency_ms"].value for r in recs if (n := r.number) in closing)
         result.update(study_s=round(time.time() - t0, 1), trained=sum(r.status == "trained" for r in recs), kept=len(kept),
-                      over_budget=sum(r.status == "over_budget" for r in recs), load_after_study=_load())
-        print(f"study: {result['trained']} trained ({len(kept)} kept, each measured twice), {result['over_budget']} over budget, {result['study_s']} s", flush=True)
+                      over_budget=sum(r.status == "over_budget" for r in recs), load_after_study=_load(),
+                      closing_retest=len(closing), closing_over_first_median=ratios[len(ratios) // 2] if ratios else None)
+        print(f"study: {result['trained']} trained ({len(kept)} kept, each measured before and after training; {len(closing)} measured "
+              f"again when the run ended, median closing / first {result['closing_over_first_median']}), {result['over_budget']} over budget, "
+              f"{result['study_s']} s", flush=True)
         for k in range(args.rounds):
             if k:
                 time.sleep(args.wait)
