@@ -57,3 +57,31 @@ def test_candidates_the_prior_marks_degenerate_are_never_kept_while_others_remai
     assert not set(idx) & {0, 1, 2, 3} and len(idx) >= MIN_FRESH_ARCHITECTURES
     every = _gate_with(np.log(p), arch, set(), np.ones(10, dtype=bool))  # all degenerate: the prior is ignored
     assert set(every) == set(plain)
+
+
+def _startup_choice(error_prior: object) -> list[int]:
+    """The start-up's two proposals among 8 untried candidates whose predicted latency is 0.1..0.8 of
+    the limit, which a prior ranks best when small (column of prior scores: lower is better)."""
+    ratio = np.linspace(0.1, 0.8, 8)
+    limit = SimpleNamespace(metric="latency_ms", below=True, bound=1.0)
+    me = SimpleNamespace(
+        targets=SimpleNamespace(objectives=[SimpleNamespace(hardware=False)], quality_constraints=[], hardware_constraints=[limit]),
+        state=SimpleNamespace(n_startup=4, error_prior=error_prior, explore_every=0, n_mc=8),
+        trained=[], pending=[], hw_names=("w",), rng=np.random.default_rng(0),
+        inputs=SimpleNamespace(_prior_scale=lambda: ([1.0],)),
+    )
+    me._large_within_budget = lambda hw: Proposer._large_within_budget(me, hw)  # type: ignore[arg-type]
+    X = np.column_stack([ratio, ratio])  # the last column: the prior's score
+    configs = [{"w": i} for i in range(8)]
+    hw_pred = {"latency_ms": (ratio, np.full(8, 0.01))}
+    chosen, _, startup = Proposer._choose(me, 2, X, configs, np.zeros(8), hw_pred, {}, [])  # type: ignore[arg-type]
+    assert startup
+    return chosen
+
+
+def test_with_a_prior_the_start_up_follows_the_prior_not_the_size() -> None:
+    """Without a prior, "large within budget" stands in for quality at start-up; with one, the prior's
+    ranking replaces it, even when its favourites are small (on NB201 devices whose latency counts
+    operations, the large cells within budget were pooling-heavy ones: issue 19)."""
+    assert set(_startup_choice(error_prior=None)) <= {4, 5, 6, 7}  # the upper half of the budget
+    assert set(_startup_choice(error_prior=object())) == {0, 1}  # the prior's best quarter
