@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from hwtune.hardware import Measurement
+from hwtune.report import print_summary
 from hwtune.study import parse_study_file, study_from_file
-from hwtune.study._closing import closing_hardware
+from hwtune.study._closing import OTHER_NETWORKS, _spread, closing_hardware
 from hwtune.study._retest import retest_interval, retest_pairs
 from tests._tiny_digits import tiny_digits_spec
 
@@ -136,25 +139,42 @@ def test_a_kept_network_is_measured_again_after_training_and_others_are_not(tmp_
     assert all(not r.final_hardware for r in none.records())  # nothing kept: measured once
 
 
-def test_the_run_ends_with_the_kept_networks_measured_once_more(tmp_path: Path) -> None:
+def _first_measured(study: Any) -> dict[int, Any]:
+    """Trials with a latency measurement of their own (not reused from a trial of the same network)."""
+    return {r.number: r for r in study.records() if "latency_ms" in r.hardware and "reused_from_trial" not in r.hardware["latency_ms"].extra}
+
+
+def test_the_run_ends_with_the_kept_networks_and_a_few_others_measured_once_more(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     kept = _kept_study(tmp_path, "all")
     closing = closing_hardware(kept.optuna_study.user_attrs)
-    trained = {r.number: r for r in kept.records() if r.status == "trained"}
-    assert trained and set(closing) == set(trained)
+    measured = _first_measured(kept)
+    trained = {n for n, r in measured.items() if r.status == "trained"}
+    assert trained and trained <= set(closing) <= set(measured)
     for n, c in closing.items():  # the study's meter, at its reference speed, after every trial ended
-        lat, first = c["latency_ms"], trained[n].hardware["latency_ms"]
+        lat, first = c["latency_ms"], measured[n].hardware["latency_ms"]
         assert lat.source == first.source and lat.value != first.value
-        assert lat.extra["measured_at"] > max(r.hardware["latency_ms"].extra["measured_at"] for r in trained.values())
-    iv = retest_interval(trained[min(trained)], trained.values(), closing=closing)
-    assert iv is not None and iv.pairs == len(trained) and "closing retest" in iv.how
-    assert closing_hardware(_kept_study(tmp_path, "none").optuna_study.user_attrs) == {}
+        assert lat.extra["measured_at"] > max(r.hardware["latency_ms"].extra["measured_at"] for r in measured.values())
+    iv = retest_interval(measured[min(trained)], kept.records(), closing=closing)
+    assert iv is not None and iv.pairs == len(closing) and iv.pair_kind == "closing_retest"
+    check = kept.summary().closing_check  # the summary says how far the closing retest moved
+    assert check is not None and check["n"] == len(closing) and check["between_rel_sd"] is not None
+    out = io.StringIO()
+    print_summary(kept.summary(), Console(file=out, width=200))
+    assert f"Measured again when the run ended (the closing retest), {len(closing)} networks" in out.getvalue()
+    none = _kept_study(tmp_path, "none")  # no weights kept: the networks are rebuilt untrained, as first measured
+    closing_none = closing_hardware(none.optuna_study.user_attrs)
+    assert closing_none and set(closing_none) <= set(_first_measured(none)) and len(closing_none) <= OTHER_NETWORKS
+
+
+def test_the_others_are_spread_over_the_run() -> None:
+    assert _spread(list(range(20)), 8) == [0, 3, 5, 8, 11, 14, 16, 19]
+    assert _spread([4, 9], 8) == [4, 9] and _spread([4, 9, 12], 1) == [4]
 
 
 def test_a_network_the_closing_retest_cannot_measure_keeps_its_values_and_the_rest_are_measured(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     kept = _kept_study(tmp_path, "all")
-    trained = sorted(r.number for r in kept.records() if r.status == "trained")
     meter, calls = kept.default_measure(), []
 
     def flaky(model: Any, params: dict[str, Any]) -> Any:
@@ -164,7 +184,8 @@ def test_a_network_the_closing_retest_cannot_measure_keeps_its_values_and_the_re
         return meter(model, params)
 
     before = closing_hardware(kept.optuna_study.user_attrs)
-    assert kept.closing_retest(flaky) == trained[1:]
+    first, *rest = sorted(before)
+    assert rest and kept.closing_retest(flaky) == rest
     after = closing_hardware(kept.optuna_study.user_attrs)
-    assert after[trained[0]]["latency_ms"].value == before[trained[0]]["latency_ms"].value  # left as it was
-    assert all(after[n]["latency_ms"].value != before[n]["latency_ms"].value for n in trained[1:])
+    assert after[first]["latency_ms"].value == before[first]["latency_ms"].value  # left as it was
+    assert all(after[n]["latency_ms"].value != before[n]["latency_ms"].value for n in rest)

@@ -104,6 +104,7 @@ def print_summary(summary: "StudySummary", console: Console | None = None) -> No
     _print_models(summary, console)
     _print_machine_speed(summary, console)
     _print_compression_check(summary, console)
+    _print_closing_check(summary, console)
     if summary.storage == "in-memory":
         console.print("Not stored: the study ran in memory.")
         return
@@ -144,6 +145,18 @@ def _print_compression_check(summary: "StudySummary", console: Console) -> None:
     if parts:
         console.print(Text("Networks measured again after training (compressed or kept), first measurement vs second: " + "; ".join(parts) + "."),
                       soft_wrap=True, highlight=False)
+
+
+def _print_closing_check(summary: "StudySummary", console: Console) -> None:
+    """The closing retest (study._closing): networks measured again when the run ended, against their first measurement."""
+    c = getattr(summary, "closing_check", None)
+    if not c:
+        return
+    sd = f" ±{c['between_rel_sd']:.1%} per measurement beyond their own intervals," if c.get("between_rel_sd") is not None else ""
+    console.print(Text(
+        f"Measured again when the run ended (the closing retest), {c['n']} networks: latency_ms median {c['median_rel_diff']:+.1%} "
+        f"(worst {c['max_abs_rel_diff']:.1%}, trial {c['worst_trial']}) against the first measurement;{sd} "
+        "the spread hwtune export's retest interval uses."), soft_wrap=True, highlight=False)
 
 
 def _print_machine_speed(summary: "StudySummary", console: Console) -> None:

@@ -8,9 +8,12 @@ the same networks measured 24-30 % slower ten minutes after a study on the share
 seconds apart cannot show that spread, so an interval built on them is too narrow.
 
 So when :meth:`~hwtune.study.Study.optimize` finishes its budget, every kept network whose latency was
-timed is loaded and measured once more with the study's own meter, at the study's reference speed. The
-pair (first measurement, closing one) spans from the trial's time to the end of the run: the whole
-study's drift. :func:`hwtune.study._retest.retest_interval` prefers these pairs.
+timed is loaded and measured once more with the study's own meter, at the study's reference speed, and
+so are up to :data:`OTHER_NETWORKS` more of the study's measured networks (any status), spread from
+its first trial to its last and rebuilt untrained (a network's cost depends on its architecture, not
+its weights: the network the trial measured first). Each pair (first measurement, closing one) spans
+from its trial's time to the end of the run: the whole study's drift.
+:func:`hwtune.study._retest.retest_interval` prefers these pairs.
 
 The measurements are stored as study user attributes ``hwtune:closing_hardware:<trial>`` (a finished
 trial's own attributes cannot change), metric -> measurement as ``hwtune:hardware``, each with the time
@@ -30,9 +33,13 @@ from typing import Any
 from hwtune.hardware import Measurement
 from hwtune.vocabulary import CLOSING_HARDWARE_PREFIX
 
-__all__ = ["closing_hardware", "measure_kept_again"]
+__all__ = ["OTHER_NETWORKS", "closing_agreement", "closing_hardware", "measure_kept_again"]
 
 log = logging.getLogger("hwtune")
+
+OTHER_NETWORKS = 8
+"""Networks measured at the close besides the kept ones: a default study keeps one network, and one
+pair gives Student's t one degree of freedom (an interval 12.7 standard deviations wide)."""
 
 
 def closing_hardware(study_user_attrs: Mapping[str, Any]) -> dict[int, dict[str, Measurement]]:
@@ -49,28 +56,52 @@ def closing_hardware(study_user_attrs: Mapping[str, Any]) -> dict[int, dict[str,
 
 
 def _timed_latency(hardware: Mapping[str, Any]) -> bool:
+    """A latency of its own (not reused from another trial of the same network), timed, finite."""
     d = hardware.get("latency_ms")
     v = d.get("value") if isinstance(d, Mapping) else None
-    return isinstance(d, Mapping) and str(d.get("source", "")).startswith("measured") and isinstance(v, (int, float)) and math.isfinite(v)
+    extra = d.get("extra") if isinstance(d, Mapping) else None
+    reused = isinstance(extra, Mapping) and "reused_from_trial" in extra
+    return isinstance(d, Mapping) and str(d.get("source", "")).startswith("measured") and isinstance(v, (int, float)) and math.isfinite(v) and not reused
 
 
-def measure_kept_again(study: Any, measure: Callable[[Any, dict[str, Any]], Any], load: Callable[[Any, int], Any]) -> list[int]:
+def _spread(numbers: list[int], k: int) -> list[int]:
+    """Up to ``k`` of ``numbers`` (sorted), evenly spaced from the first to the last."""
+    if len(numbers) <= k:
+        return numbers
+    if k <= 1:
+        return numbers[:k]
+    return sorted({numbers[round(i * (len(numbers) - 1) / (k - 1))] for i in range(k)})
+
+
+def measure_kept_again(
+    study: Any, measure: Callable[[Any, dict[str, Any]], Any], load: Callable[[Any, int], Any],
+    build: Callable[[dict[str, Any]], Any] | None = None, others: int = OTHER_NETWORKS,
+) -> list[int]:
     """Measure every kept, latency-timed trained network of ``study`` once more with ``measure`` (the
-    study's meter, at its reference speed) and store it (``hwtune:closing_hardware:<trial>``).
+    study's meter, at its reference speed), and up to ``others`` more of the study's measured networks
+    spread over the run, rebuilt untrained with ``build`` (cost depends on the architecture, not the
+    weights: the same network the trial measured first); store them (``hwtune:closing_hardware:<trial>``).
 
-    ``load(study, trial_number)`` gives the kept network. Returns the trials measured."""
+    ``load(study, trial_number)`` gives a kept network. Returns the trials measured."""
+    from hwtune.study._measured_network import measured_network
     from hwtune.vocabulary import read_trial
 
     ost = study.optuna_study
-    by_number = {t.number: t for t in ost.get_trials(deepcopy=False)}
-    kept = sorted(n for n, r in study.model_keeper.summary(study).records.items() if r.kept and n in by_number)
+    stored = {t.number: read_trial(t) for t in ost.get_trials(deepcopy=False)}
+    timed = sorted(n for n, s in stored.items() if _timed_latency(s.hardware))
+    kept_set = {n for n, r in study.model_keeper.summary(study).records.items() if r.kept}
+    kept = [n for n in timed if n in kept_set and stored[n].status == "trained"]
+    extra = _spread([n for n in timed if n not in kept_set], others) if build is not None else []
+
+    def network(n: int) -> Any:
+        if n in kept_set:
+            return load(study, n)
+        return measured_network(study, build(dict(stored[n].params)), dict(stored[n].params))[0]  # type: ignore[misc]
+
     done: list[int] = []
-    for n in kept:
-        stored = read_trial(by_number[n])
-        if stored.status != "trained" or not _timed_latency(stored.hardware):
-            continue
+    for n in sorted(kept + extra):
         try:
-            report = measure(load(study, n), dict(stored.params))
+            report = measure(network(n), dict(stored[n].params))
             entry: dict[str, Any] = {k: m.to_dict() for k, m in report.measurements.items()}
         except Exception as e:  # noqa: BLE001 - a network that cannot be measured again keeps its stored values
             log.warning("hwtune: the closing retest of trial %d failed (%s: %s); its stored measurements stand", n, type(e).__name__, str(e)[:200])
@@ -79,5 +110,25 @@ def measure_kept_again(study: Any, measure: Callable[[Any, dict[str, Any]], Any]
         ost.set_user_attr(CLOSING_HARDWARE_PREFIX + str(n), entry)
         done.append(n)
     if done:
-        log.info("hwtune: measured %d kept network(s) again at the end of the run (the closing retest)", len(done))
+        log.info("hwtune: measured %d network(s) again at the end of the run (the closing retest)", len(done))
     return done
+
+
+def closing_agreement(records: Any, closing: Mapping[int, Mapping[str, Measurement]], metric: str = "latency_ms") -> dict[str, Any] | None:
+    """How the closing retest compares with the first measurements (``TrialRecord``s), for the summary:
+    ``{n, median_rel_diff, max_abs_rel_diff, worst_trial, between_rel_sd}`` (relative differences,
+    closing / first - 1; ``between_rel_sd``: the spread the retest interval uses), or ``None``."""
+    from hwtune.study._retest import _between_variance, retest_pairs
+
+    diffs = []
+    for r in records:
+        first, last = r.hardware.get(metric), (closing.get(r.number) or {}).get(metric)
+        if first is not None and last is not None and first.available and last.available and first.value and last.value is not None:
+            diffs.append((last.value / first.value - 1.0, r.number))
+    if not diffs:
+        return None
+    rel = sorted(d for d, _ in diffs)
+    worst = max(diffs, key=lambda dn: abs(dn[0]))
+    s2 = _between_variance(retest_pairs(records, metric, closing))
+    return {"n": len(diffs), "median_rel_diff": rel[len(rel) // 2], "max_abs_rel_diff": abs(worst[0]), "worst_trial": worst[1],
+            "between_rel_sd": math.sqrt(s2) if math.isfinite(s2) else None}

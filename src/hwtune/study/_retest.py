@@ -84,12 +84,12 @@ def _log_and_se(m: Any) -> tuple[float, float] | None:
 def retest_pairs(
     records: Iterable[Any], metric: str = "latency_ms", closing: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
-    """((ln, se) before, (ln, se) later) of every trained trial measured twice (``TrialRecord``s): the
-    closing retest as the later one where ``closing`` (trial -> metric -> measurement,
-    :func:`hwtune.study._closing.closing_hardware`) has it, else the measurement after training."""
+    """((ln, se) first, (ln, se) later) of every trial measured twice (``TrialRecord``s): with
+    ``closing`` (trial -> metric -> measurement, :func:`hwtune.study._closing.closing_hardware`), each
+    trial of any status with a closing retest; else each trained trial measured again after training."""
     out = []
     for r in records:
-        if getattr(r, "status", None) != "trained":
+        if not closing and getattr(r, "status", None) != "trained":
             continue
         a = _log_and_se(r.hardware.get(metric))
         b = _later(r, metric, closing)

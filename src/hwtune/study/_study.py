@@ -50,6 +50,7 @@ from hwtune.study._calibrate import (
     calibrate_limits,
     record_calibration,
 )
+from hwtune.study._closing import closing_agreement, closing_hardware
 from hwtune.study._compression_check import compression_agreement
 from hwtune.study._dashboard import name_objectives, with_dashboard_attrs
 from hwtune.study._framework import framework_for_runtime
@@ -122,6 +123,8 @@ class StudySummary:
     """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
     compression_check: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
     """Networks measured before training vs again after it, compressed or kept (``study._compression_check``)."""
+    closing_check: dict[str, Any] | None = field(repr=False, default=None)
+    """The closing retest against the first measurements (``study._closing.closing_agreement``)."""
 
 
 @dataclass(frozen=True)
@@ -514,14 +517,20 @@ class Study:
         return self.summary()
 
     def closing_retest(self, measure: Measure | None = None) -> list[int]:
-        """Measure the kept networks once more, as :meth:`optimize` does when its budget is spent
-        (:mod:`hwtune.study._closing`): the pairs that tell how far a later re-measurement, e.g. of an
+        """Measure the kept networks and a few others once more, as :meth:`optimize` does when its
+        budget is spent (:mod:`hwtune.study._closing`): the pairs that tell how far a later re-measurement, e.g. of an
         export, may fall from the study's. Returns the trials measured."""
         from hwtune.study._closing import measure_kept_again
-        from hwtune.study._models import load_model_for
+        from hwtune.study._models import _family_builder, load_model_for
 
         meter = with_reference_speed(self, measure or self.default_measure())
-        return measure_kept_again(self, meter, lambda st, n: load_model_for(st, n))
+        build = self._build_model
+        if build is None:
+            try:
+                build = _family_builder(self)
+            except ConfigError:  # no study file family: only the kept networks, which need no builder
+                build = None
+        return measure_kept_again(self, meter, lambda st, n: load_model_for(st, n), build)
 
     def _run(
         self,
@@ -611,4 +620,5 @@ class Study:
             counts[r.status] = counts.get(r.status, 0) + 1
         return StudySummary(self.name, safe_url(self.storage_url) if self.storage_url else "in-memory", counts, self.best_feasible(), self.objectives, self.constraints, recs, self.space,
                             models=self.model_keeper.summary(self), machine_speed=machine_speed(recs, self._reference),
-                            compression_check=compression_agreement(recs))
+                            compression_check=compression_agreement(recs),
+                            closing_check=closing_agreement(recs, closing_hardware(self.optuna_study.user_attrs)))
