@@ -7,13 +7,14 @@ reference speed, moves over minutes more than over seconds (docs/benchmarks.md, 
 the same networks measured 24-30 % slower ten minutes after a study on the shared VM). Pairs taken
 seconds apart cannot show that spread, so an interval built on them is too narrow.
 
-So when :meth:`~hwtune.study.Study.optimize` finishes its budget, every kept network whose latency was
-timed is loaded and measured once more with the study's own meter, at the study's reference speed, and
-so are up to :data:`OTHER_NETWORKS` more of the study's measured networks (any status), spread from
-its first trial to its last and rebuilt untrained (a network's cost depends on its architecture, not
-its weights: the network the trial measured first). Each pair (first measurement, closing one) spans
-from its trial's time to the end of the run: the whole study's drift.
-:func:`hwtune.study._retest.retest_interval` prefers these pairs.
+So when :meth:`~hwtune.study.Study.optimize` finishes its budget with the study's own meter (the
+default one: a custom ``measure`` is left alone) and keeps any network, every kept network whose
+latency was timed is measured once more with that meter, at the study's reference speed, and so are
+up to :data:`OTHER_NETWORKS` more of the study's measured networks (any status), spread from its first
+trial to its last. Each is rebuilt untrained, as its trial first measured it: a network's cost depends
+on its architecture, not its weights (and the measurement after training checks that for the kept
+ones). Each pair (first measurement, closing one) spans from its trial's time to the end of the run:
+the whole study's drift. :func:`hwtune.study._retest.retest_interval` prefers these pairs.
 
 The measurements are stored as study user attributes ``hwtune:closing_hardware:<trial>`` (a finished
 trial's own attributes cannot change), metric -> measurement as ``hwtune:hardware``, each with the time
@@ -33,7 +34,7 @@ from typing import Any
 from hwtune.hardware import Measurement
 from hwtune.vocabulary import CLOSING_HARDWARE_PREFIX
 
-__all__ = ["OTHER_NETWORKS", "closing_agreement", "closing_hardware", "measure_kept_again"]
+__all__ = ["OTHER_NETWORKS", "closing_agreement", "closing_hardware", "measure_again"]
 
 log = logging.getLogger("hwtune")
 
@@ -73,16 +74,17 @@ def _spread(numbers: list[int], k: int) -> list[int]:
     return sorted({numbers[round(i * (len(numbers) - 1) / (k - 1))] for i in range(k)})
 
 
-def measure_kept_again(
-    study: Any, measure: Callable[[Any, dict[str, Any]], Any], load: Callable[[Any, int], Any],
-    build: Callable[[dict[str, Any]], Any] | None = None, others: int = OTHER_NETWORKS,
+def measure_again(
+    study: Any, measure: Callable[[Any, dict[str, Any]], Any], build: Callable[[dict[str, Any]], Any], others: int = OTHER_NETWORKS,
 ) -> list[int]:
     """Measure every kept, latency-timed trained network of ``study`` once more with ``measure`` (the
     study's meter, at its reference speed), and up to ``others`` more of the study's measured networks
-    spread over the run, rebuilt untrained with ``build`` (cost depends on the architecture, not the
-    weights: the same network the trial measured first); store them (``hwtune:closing_hardware:<trial>``).
+    spread over the run; store them (``hwtune:closing_hardware:<trial>``). Nothing when no network is
+    kept (nothing to export).
 
-    ``load(study, trial_number)`` gives a kept network. Returns the trials measured."""
+    Each network is rebuilt untrained with ``build`` and shaped as the trial measured it first
+    (``measured_network``: pruning applied; int8 by the meter): cost depends on the architecture, not
+    the weights, so the pair is a retest of the same measurement. Returns the trials measured."""
     from hwtune.study._measured_network import measured_network
     from hwtune.vocabulary import read_trial
 
@@ -91,17 +93,14 @@ def measure_kept_again(
     timed = sorted(n for n, s in stored.items() if _timed_latency(s.hardware))
     kept_set = {n for n, r in study.model_keeper.summary(study).records.items() if r.kept}
     kept = [n for n in timed if n in kept_set and stored[n].status == "trained"]
-    extra = _spread([n for n in timed if n not in kept_set], others) if build is not None else []
-
-    def network(n: int) -> Any:
-        if n in kept_set:
-            return load(study, n)
-        return measured_network(study, build(dict(stored[n].params)), dict(stored[n].params))[0]  # type: ignore[misc]
-
+    if not kept:
+        return []
+    extra = _spread([n for n in timed if n not in kept_set], others)
     done: list[int] = []
     for n in sorted(kept + extra):
+        params = dict(stored[n].params)
         try:
-            report = measure(network(n), dict(stored[n].params))
+            report = measure(measured_network(study, build(params), params)[0], params)
             entry: dict[str, Any] = {k: m.to_dict() for k, m in report.measurements.items()}
         except Exception as e:  # noqa: BLE001 - a network that cannot be measured again keeps its stored values
             log.warning("hwtune: the closing retest of trial %d failed (%s: %s); its stored measurements stand", n, type(e).__name__, str(e)[:200])

@@ -481,6 +481,7 @@ class Study:
             raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
         check_workers(self.storage_url, n_workers)  # before anything is measured or written
         self._build_model = build_model
+        own_meter = measure is None
         measure = with_reference_speed(self, measure or self.default_measure())  # latencies at the stored speed
         executor = getattr(self, "executor", None)  # issue 16: `executor: ray` (study._ray_executor) runs trials as Ray tasks
         if executor is not None:
@@ -513,24 +514,21 @@ class Study:
                     p.join()
         else:
             self._run(0, build_model, train_and_evaluate, measure, n_trials, n_trained, timeout, callbacks)
-        self.closing_retest(measure)
+        if own_meter:  # a meter of the user's own is not called beyond the trials
+            self.closing_retest(measure)
         return self.summary()
 
-    def closing_retest(self, measure: Measure | None = None) -> list[int]:
+    def closing_retest(self, measure: Measure | None = None, build_model: BuildModel | None = None) -> list[int]:
         """Measure the kept networks and a few others once more, as :meth:`optimize` does when its
-        budget is spent (:mod:`hwtune.study._closing`): the pairs that tell how far a later re-measurement, e.g. of an
-        export, may fall from the study's. Returns the trials measured."""
-        from hwtune.study._closing import measure_kept_again
-        from hwtune.study._models import _family_builder, load_model_for
+        budget is spent with the default meter (:mod:`hwtune.study._closing`): the pairs that tell
+        how far a later re-measurement, e.g. of an export, may fall from the study's. ``build_model``:
+        default the one :meth:`optimize` ran with. Returns the trials measured."""
+        from hwtune.study._closing import measure_again
 
-        meter = with_reference_speed(self, measure or self.default_measure())
-        build = self._build_model
+        build = build_model or self._build_model
         if build is None:
-            try:
-                build = _family_builder(self)
-            except ConfigError:  # no study file family: only the kept networks, which need no builder
-                build = None
-        return measure_kept_again(self, meter, lambda st, n: load_model_for(st, n), build)
+            raise ConfigError("build_model", "the closing retest rebuilds the networks it measures again.", "pass build_model=..., the one the study ran with.")
+        return measure_again(self, with_reference_speed(self, measure or self.default_measure()), build)
 
     def _run(
         self,
