@@ -101,6 +101,16 @@ def test_without_a_closing_pair_of_the_metric_the_pairs_after_training_stand() -
     assert iv is not None and iv.pairs == 1 and iv.value == pytest.approx(1.0)
 
 
+def test_a_trial_whose_measurement_was_reused_takes_the_closing_retest_of_its_source() -> None:
+    source = _rec(_m(1.0, 0.02), number=3)
+    reused_first = Measurement("latency_ms", 1.0, "ms", "measured:test-double", math.exp(-0.02), math.exp(0.02), 10, extra={"reused_from_trial": 3})
+    reused = _rec(reused_first, number=7)  # the same network, trained with other training params
+    closing = {3: {"latency_ms": _m(1.2, 0.02)}}
+    iv = retest_interval(reused, [source, reused], closing=closing)
+    assert iv is not None and iv.value == pytest.approx(math.sqrt(1.2))  # centred between its two measurements
+    assert iv.pairs == 1  # the pair is counted once, as the source's
+
+
 def test_no_pair_or_no_interval_gives_no_retest_interval() -> None:
     one = _rec(_m(1.0, 0.05))  # measured once: no pair in the study
     assert retest_pairs([one]) == [] and retest_interval(one, [one]) is None

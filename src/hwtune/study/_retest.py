@@ -104,6 +104,17 @@ def _later(r: Any, metric: str, closing: Mapping[int, Mapping[str, Any]] | None)
     return _log_and_se((getattr(r, "final_hardware", None) or {}).get(metric))
 
 
+def _own_later(r: Any, metric: str, closing: Mapping[int, Mapping[str, Any]] | None) -> tuple[float, float] | None:
+    """The later measurement of ``r``'s network: its own, or, when its first measurement was reused
+    from another trial of the same network (``reused_from_trial``), that trial's closing retest."""
+    later = _later(r, metric, closing)
+    first = r.hardware.get(metric)
+    source = (getattr(first, "extra", None) or {}).get("reused_from_trial")
+    if later is None and closing and isinstance(source, int):
+        later = _log_and_se((closing.get(source) or {}).get(metric))
+    return later
+
+
 def _between_variance(pairs: Sequence[tuple[tuple[float, float], tuple[float, float]]]) -> float:
     if not pairs:
         return math.nan
@@ -129,7 +140,7 @@ def retest_interval(
     if not pairs:
         return None
     s2 = _between_variance(pairs)
-    second = _later(record, metric, closing)
+    second = _own_later(record, metric, closing)
     own = [first] + ([second] if second is not None else [])
     centre = sum(x for x, _ in own) / len(own)
     var_centre = (sum(se**2 for _, se in own) + len(own) * s2) / len(own) ** 2
