@@ -216,3 +216,40 @@ def test_a_meter_of_the_user_s_own_is_not_called_after_the_trials(tmp_path: Path
     assert len(calls) <= 3 + trained  # before training, and after training for a kept one: nothing at the close
     assert closing_hardware(study.optuna_study.user_attrs) == {}
     assert study.closing_retest(mine) and len(calls) > 3 + trained  # asked for: it runs with that meter
+
+
+def test_a_kept_network_whose_measurement_was_reused_is_measured_again_as_its_source(tmp_path: Path) -> None:
+    """The default study keeps its best network, often trained with the training params of a network
+    measured earlier (the same architecture): its source trial is measured at the close."""
+    import optuna
+
+    from hwtune.study._closing import measure_again
+    from hwtune.vocabulary import HARDWARE_ATTR, PARAMS_ATTR, STATUS_ATTR
+
+    lat = {"metric": "latency_ms", "value": 1.0, "unit": "ms", "source": "measured:timer", "ci_low": 0.9, "ci_high": 1.1, "repeats": 10}
+    ost = optuna.create_study()
+    dist = {"w": optuna.distributions.IntDistribution(1, 100)}
+    for n, (w, attrs) in enumerate([
+        (1, {}), (2, {}),  # measured, not kept
+        (3, {}),  # the network measured first
+        (3, {"extra": {"reused_from_trial": 2}}),  # the same network, other training params: kept
+    ]):
+        ua = {STATUS_ATTR: "trained", PARAMS_ATTR: {"w": w}, HARDWARE_ATTR: {"latency_ms": {**lat, **attrs}}}
+        ost.add_trial(optuna.trial.create_trial(params={"w": w}, distributions=dist, value=0.1, user_attrs=ua))
+    study = SimpleNamespace(
+        optuna_study=ost, input_shape=(1, 8, 8),
+        model_keeper=SimpleNamespace(summary=lambda st: SimpleNamespace(records={3: SimpleNamespace(kept=True)})),
+    )
+    measured: list[int] = []
+
+    def meter(model: Any, params: dict[str, Any]) -> Any:
+        measured.append(model)
+        return SimpleNamespace(measurements={"latency_ms": _m(1.1, 0.05)})
+
+    assert measure_again(study, meter, build=lambda params: params["w"], others=1) == [0, 2]
+    assert measured == [1, 3]  # the kept network's source (trial 2, w=3), and one other
+    closing = closing_hardware(ost.user_attrs)
+    rec = {r.number: r for r in (SimpleNamespace(number=t.number, status="trained",
+           hardware={"latency_ms": Measurement.from_dict(t.user_attrs[HARDWARE_ATTR]["latency_ms"])}, final_hardware={}) for t in ost.trials)}
+    iv = retest_interval(rec[3], rec.values(), closing=closing)
+    assert iv is not None and iv.pairs == 2 and iv.value == pytest.approx(math.sqrt(1.1))  # trial 3 takes trial 2's closing retest

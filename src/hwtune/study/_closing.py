@@ -65,6 +65,15 @@ def _timed_latency(hardware: Mapping[str, Any]) -> bool:
     return isinstance(d, Mapping) and str(d.get("source", "")).startswith("measured") and isinstance(v, (int, float)) and math.isfinite(v) and not reused
 
 
+def _measured_as(n: int, stored: Mapping[int, Any]) -> int | None:
+    """The trial whose measurement trial ``n`` carries: itself, or the trial of the same network it
+    was reused from (``reused_from_trial``: the same architecture, other training params)."""
+    d = stored[n].hardware.get("latency_ms")
+    extra = d.get("extra") if isinstance(d, Mapping) else None
+    source = extra.get("reused_from_trial") if isinstance(extra, Mapping) else None
+    return source if isinstance(source, int) and source in stored else n
+
+
 def _spread(numbers: list[int], k: int) -> list[int]:
     """Up to ``k`` of ``numbers`` (sorted), evenly spaced from the first to the last."""
     if len(numbers) <= k:
@@ -78,7 +87,8 @@ def measure_again(
     study: Any, measure: Callable[[Any, dict[str, Any]], Any], build: Callable[[dict[str, Any]], Any], others: int = OTHER_NETWORKS,
 ) -> list[int]:
     """Measure every kept, latency-timed trained network of ``study`` once more with ``measure`` (the
-    study's meter, at its reference speed), and up to ``others`` more of the study's measured networks
+    study's meter, at its reference speed; a kept trial whose measurement was reused from another
+    trial of the same network: that trial), and up to ``others`` more of the study's measured networks
     spread over the run; store them (``hwtune:closing_hardware:<trial>``). Nothing when no network is
     kept (nothing to export).
 
@@ -91,11 +101,11 @@ def measure_again(
     ost = study.optuna_study
     stored = {t.number: read_trial(t) for t in ost.get_trials(deepcopy=False)}
     timed = sorted(n for n, s in stored.items() if _timed_latency(s.hardware))
-    kept_set = {n for n, r in study.model_keeper.summary(study).records.items() if r.kept}
-    kept = [n for n in timed if n in kept_set and stored[n].status == "trained"]
+    kept_set = {n for n, r in study.model_keeper.summary(study).records.items() if r.kept and n in stored and stored[n].status == "trained"}
+    kept = sorted({m for n in kept_set if (m := _measured_as(n, stored)) in timed})
     if not kept:
         return []
-    extra = _spread([n for n in timed if n not in kept_set], others)
+    extra = _spread([n for n in timed if n not in kept], others)
     done: list[int] = []
     for n in sorted(kept + extra):
         params = dict(stored[n].params)
