@@ -129,6 +129,15 @@ def test_few_pairs_give_a_wide_interval_and_a_trial_measured_once_gets_one_too()
     assert wide.value == pytest.approx(2.0)  # measured once: centred on its one value
 
 
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real study per keep mode, shared by the tests below (each reads it; one re-runs the
+    closing retest, which leaves every assertion of the others true)."""
+    pytest.importorskip("onnxruntime")
+    tmp = tmp_path_factory.mktemp("retest")
+    return {keep: _kept_study(tmp, keep) for keep in ("all", "none")}
+
+
 def _kept_study(tmp: Path, keep: str) -> Any:
     spec = tiny_digits_spec(tmp / f"{keep}.db", f"retest-{keep}", trials=3, keep_models=keep, runtime="onnxruntime")
     study, build, train = study_from_file(parse_study_file(spec))
@@ -136,16 +145,16 @@ def _kept_study(tmp: Path, keep: str) -> Any:
     return study
 
 
-def test_a_kept_network_is_measured_again_after_training_and_others_are_not(tmp_path: Path) -> None:
+def test_a_kept_network_is_measured_again_after_training_and_others_are_not(studies: dict[str, Any]) -> None:
     pytest.importorskip("onnxruntime")
-    kept = _kept_study(tmp_path, "all")
+    kept = studies["all"]
     trained = [r for r in kept.records() if r.status == "trained"]
     assert trained and all("latency_ms" in r.final_hardware for r in trained)
     for r in trained:  # a second, independent measurement of the same network, in the study's runtime
         a, b = r.hardware["latency_ms"], r.final_hardware["latency_ms"]
         assert b.value != a.value and b.source == a.source and b.source.endswith("[onnxruntime]")
     assert len(retest_pairs(kept.records())) == len(trained)
-    none = _kept_study(tmp_path, "none")
+    none = studies["none"]
     assert all(not r.final_hardware for r in none.records())  # nothing kept: measured once
 
 
@@ -154,9 +163,9 @@ def _first_measured(study: Any) -> dict[int, Any]:
     return {r.number: r for r in study.records() if "latency_ms" in r.hardware and "reused_from_trial" not in r.hardware["latency_ms"].extra}
 
 
-def test_the_run_ends_with_the_kept_networks_and_a_few_others_measured_once_more_by_the_study_s_meter(tmp_path: Path) -> None:
+def test_the_run_ends_with_the_kept_networks_and_a_few_others_measured_once_more_by_the_study_s_meter(studies: dict[str, Any]) -> None:
     pytest.importorskip("onnxruntime")
-    kept = _kept_study(tmp_path, "all")
+    kept = studies["all"]
     closing = closing_hardware(kept.optuna_study.user_attrs)
     measured = _first_measured(kept)
     trained = {n for n, r in measured.items() if r.status == "trained"}
@@ -173,7 +182,7 @@ def test_the_run_ends_with_the_kept_networks_and_a_few_others_measured_once_more
     print_summary(kept.summary(), Console(file=out, width=200))
     assert f"Measured again when the run ended (the closing retest), {len(closing)} networks" in out.getvalue()
     assert len(set(closing) - trained) <= OTHER_NETWORKS
-    none = _kept_study(tmp_path, "none")  # nothing kept, nothing to export: no closing retest
+    none = studies["none"]  # nothing kept, nothing to export: no closing retest
     assert closing_hardware(none.optuna_study.user_attrs) == {}
 
 
@@ -182,9 +191,9 @@ def test_the_others_are_spread_over_the_run() -> None:
     assert _spread([4, 9], 8) == [4, 9] and _spread([4, 9, 12], 1) == [4]
 
 
-def test_a_network_the_closing_retest_cannot_measure_keeps_its_values_and_the_rest_are_measured(tmp_path: Path) -> None:
+def test_a_network_the_closing_retest_cannot_measure_keeps_its_values_and_the_rest_are_measured(studies: dict[str, Any]) -> None:
     pytest.importorskip("onnxruntime")
-    kept = _kept_study(tmp_path, "all")
+    kept = studies["all"]
     meter, calls = kept.default_measure(), []
 
     def flaky(model: Any, params: dict[str, Any]) -> Any:
@@ -218,7 +227,7 @@ def test_a_meter_of_the_user_s_own_is_not_called_after_the_trials(tmp_path: Path
     assert study.closing_retest(mine) and len(calls) > 3 + trained  # asked for: it runs with that meter
 
 
-def test_a_kept_network_whose_measurement_was_reused_is_measured_again_as_its_source(tmp_path: Path) -> None:
+def test_a_kept_network_whose_measurement_was_reused_is_measured_again_as_its_source() -> None:
     """The default study keeps its best network, often trained with the training params of a network
     measured earlier (the same architecture): its source trial is measured at the close."""
     import optuna
