@@ -1,4 +1,4 @@
-"""The closing retest: when a study's run ends, its kept networks are measured once more.
+"""The closing retest: when a study's run ends, its kept networks (and a few others) are measured once more.
 
 A kept network is measured before training (the budget's decision) and again right after training
 (``hwtune:final_hardware``): two measurements a training apart, seconds on small data. The network is
@@ -19,7 +19,7 @@ the whole study's drift. :func:`hwtune.study._retest.retest_interval` prefers th
 The measurements are stored as study user attributes ``hwtune:closing_hardware:<trial>`` (a finished
 trial's own attributes cannot change), metric -> measurement as ``hwtune:hardware``, each with the time
 it was taken. A later run of the same study overwrites them (the newest end of the study). A network
-that fails to load or measure is logged and skipped: the closing retest never fails a study, and an
+that fails to build or measure is logged and skipped: the closing retest never fails a study, and an
 interrupt during it loses nothing already stored.
 """
 
@@ -65,7 +65,7 @@ def _timed_latency(hardware: Mapping[str, Any]) -> bool:
     return isinstance(d, Mapping) and str(d.get("source", "")).startswith("measured") and isinstance(v, (int, float)) and math.isfinite(v) and not reused
 
 
-def _measured_as(n: int, stored: Mapping[int, Any]) -> int | None:
+def _measured_as(n: int, stored: Mapping[int, Any]) -> int:
     """The trial whose measurement trial ``n`` carries: itself, or the trial of the same network it
     was reused from (``reused_from_trial``: the same architecture, other training params)."""
     d = stored[n].hardware.get("latency_ms")
