@@ -153,8 +153,12 @@ class LatencyTracker:
         if w is None:
             return 0, 0
         w.expire(now)
-        recent = [v for t, v, _ in w.order if now - t <= span_s]
-        return sum(v > ratio for v in recent), len(recent)
+        over = n = 0
+        for t, v, _ in reversed(w.order):  # newest first: stop at the first one older than the span
+            if now - t > span_s:
+                break
+            over, n = over + (v > ratio), n + 1
+        return over, n
 
     def streak_over(self, now: float, model: int, ratio: float) -> tuple[int, float]:
         """How many of ``model``'s newest fresh observations, in a row, exceed ``ratio`` x stored, and
