@@ -97,8 +97,8 @@ MODEL_REMOVED_PREFIX = "hwtune:model_removed:"
 """Study user attribute ``hwtune:model_removed:<trial number>``: ``{artifact_id, reason}`` of kept
 weights deleted later (a finished trial's own attributes cannot change), e.g. off the Pareto front."""
 CLOSING_HARDWARE_PREFIX = "hwtune:closing_hardware:"
-"""Study user attribute ``hwtune:closing_hardware:<trial number>``: a kept network measured once more
-when the study's run ended (metric -> measurement as ``hwtune:hardware``, plus ``measured_at``, Unix
+"""Study user attribute ``hwtune:closing_hardware:<trial number>``: a kept network, or one of up to 8
+others of the run, measured once more when the study's run ended (metric -> measurement as ``hwtune:hardware``, plus ``measured_at``, Unix
 seconds): the closing retest of :mod:`hwtune.study._closing`."""
 
 # -- statuses ----------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from rich.console import Console
 
@@ -193,3 +195,17 @@ def test_a_param_outside_the_space_is_not_claimed_searched_or_fixed():
     rows = _rows(_printed(_summary([rec], objectives="minimize: error", constraints=())))
     assert rows["other hyperparameters"][1:3] == ["legacy=3", "not in the study's space"]
     assert "legacy" not in rows["searched hyperparameters"][1]
+
+
+@pytest.mark.parametrize("spread, said", [(0.0, "no spread beyond their own intervals"), (0.07, "±7.0% per measurement beyond their own intervals (estimated from the pairs)")])
+def test_the_closing_retest_line_says_a_zero_spread_in_words_and_an_estimate_as_one(spread: float, said: str) -> None:
+    import io
+
+    from hwtune.report._console import _print_closing_check
+
+    out = io.StringIO()
+    summary = SimpleNamespace(closing_check={"n": 9, "median_rel_diff": -0.022, "max_abs_rel_diff": 0.152, "worst_trial": 8, "between_rel_sd": spread})
+    _print_closing_check(summary, Console(file=out, width=300))  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert "the closing retest), 9 networks: latency_ms median -2.2% (worst 15.2%, trial 8)" in text and said in text
+    assert "±0.0%" not in text

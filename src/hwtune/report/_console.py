@@ -152,7 +152,8 @@ def _print_closing_check(summary: "StudySummary", console: Console) -> None:
     c = getattr(summary, "closing_check", None)
     if not c:
         return
-    sd = f" ±{c['between_rel_sd']:.1%} per measurement beyond their own intervals," if c.get("between_rel_sd") is not None else ""
+    b = c.get("between_rel_sd")  # method of moments over the pairs, floored at 0
+    sd = "" if b is None else " no spread beyond their own intervals," if b == 0 else f" ±{b:.1%} per measurement beyond their own intervals (estimated from the pairs),"
     console.print(Text(
         f"Measured again when the run ended (the closing retest), {c['n']} networks: latency_ms median {c['median_rel_diff']:+.1%} "
         f"(worst {c['max_abs_rel_diff']:.1%}, trial {c['worst_trial']}) against the first measurement;{sd} "

@@ -134,9 +134,10 @@ def retest_interval(
     if first is None:
         return None
     records = list(records)
-    if closing and not retest_pairs(records, metric, closing):
-        closing = None  # no closing pair of this metric: the pairs after training
-    pairs = retest_pairs(records, metric, closing)
+    pairs = retest_pairs(records, metric, closing) if closing else []
+    if not pairs:  # no closing pair of this metric: the pairs after training
+        closing = None
+        pairs = retest_pairs(records, metric)
     if not pairs:
         return None
     s2 = _between_variance(pairs)
