@@ -151,3 +151,25 @@ def test_worker_on_another_host_that_stops_beating_is_failed_and_retried(tmp_pat
     waiting = [t for t in ost.trials if t.state == optuna.trial.TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == frozen.params
     assert waiting[0].user_attrs["hwtune:retry_of"] == frozen.number
+
+
+def test_an_interrupted_trial_its_worker_failed_but_never_queued_again_is_queued_at_the_next_open(tmp_path):
+    """A worker past its grace period after its parent died can end between failing its trial and
+    queueing it again: the next open queues it, once; a trial already retried is left alone."""
+    from hwtune.study import _storage
+
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    study = Study("lost", d.SPACE, constraints=["latency_ms <= 10"], storage=url, sampler="random")
+    ost = study.open()
+    for _ in range(2):
+        trial = ost.ask()
+        trial.suggest_int("width", 1, 10)
+        trial.suggest_float("lr", 0.01, 1.0, log=True)
+        trial.set_user_attr("hwtune:status", "interrupted")
+        ost.tell(trial, state=optuna.trial.TrialState.FAIL)
+    _storage.retry_interrupted(ost, ost.trials[1])  # trial 1 was queued again; trial 0's worker died first
+    assert Study("lost", d.SPACE, constraints=["latency_ms <= 10"], storage=url, sampler="random").open() is not None
+    retries = [t for t in ost.get_trials(deepcopy=False) if "hwtune:retry_of" in t.user_attrs]
+    assert sorted(t.user_attrs["hwtune:retry_of"] for t in retries) == [0, 1]
+    assert next(t for t in retries if t.user_attrs["hwtune:retry_of"] == 0).system_attrs["fixed_params"] == ost.trials[0].params  # waiting, same params
+    assert _storage.requeue_lost_retries(ost) == []  # once

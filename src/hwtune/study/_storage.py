@@ -96,7 +96,9 @@ def abandon_trial(study: optuna.Study, trial_id: int, reason: str, set_fail: boo
 
 
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """Fail RUNNING trials whose worker was a process on this host that no longer exists.
+    """Fail RUNNING trials whose worker was a process on this host that no longer exists, and queue
+    again interrupted trials whose worker ended between failing them and queueing them
+    (:func:`requeue_lost_retries`).
 
     Returns:
         Numbers of the trials failed (each re-queued with the same params).
@@ -109,7 +111,24 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
             continue
         if abandon_trial(study, t._trial_id, f"interrupted: worker pid {ident.get('pid')} on {host} ended during the trial"):
             failed.append(t.number)
+    requeue_lost_retries(study)
     return failed
+
+
+def requeue_lost_retries(study: optuna.Study) -> list[int]:
+    """Queue again every failed ``interrupted`` trial that no later trial retries: its process ended
+    (a worker past its grace period when its parent died) after failing it and before queueing it.
+    Returns their numbers."""
+    trials = study.get_trials(deepcopy=False)
+    lost = []
+    for t in trials:
+        if t.state != TrialState.FAIL or t.user_attrs.get(STATUS_ATTR) != "interrupted":
+            continue
+        original = t.user_attrs.get(RETRY_OF_ATTR, t.number)
+        if not any(u.number > t.number and u.user_attrs.get(RETRY_OF_ATTR) == original for u in trials):
+            retry_interrupted(study, t)
+            lost.append(t.number)
+    return lost
 
 
 def abandon_own_running_trials(study: optuna.Study, reason: str) -> list[int]:
