@@ -24,6 +24,7 @@ where the real runs looked: use it to compare settings, then confirm on the real
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -101,12 +102,23 @@ def _sampler(method: str, seed: int) -> Any:
     return HwSampler(seed=seed, **kw)
 
 
+@functools.lru_cache(maxsize=1)
+def _space() -> Any:
+    """The real benchmark's space as its study file gives it (the ``cnn`` family marks which params
+    are the architecture, the measured part)."""
+    from hwtune.study import parse_study_file, study_from_file
+
+    spec = {"name": "surrogate-space", "data": {"name": "mnist", "path": "../shared/data/mnist"}, "model": {"family": "cnn"},
+            "space": {**SPACE, "epochs": 2}, "objective": {"minimize": "error"}, "constraints": ["latency_ms <= 1.0"],
+            "device": "cpu:1", "inference_batch_size": 1, "runtime": "onnxruntime", "storage": "sqlite:///:memory:"}
+    return study_from_file(parse_study_file(spec))[0].space
+
+
 def run(surrogate: Surrogate, method: str, seed: int, trained: int) -> list[float]:
     """One study; the best estimated error after each trained network."""
     import optuna
 
     from hwtune.hardware import HardwareReport, Measurement
-    from hwtune.space import SearchSpace
     from hwtune.study import Study
     from hwtune.train._families import FamilyCostFeatures
 
@@ -122,7 +134,7 @@ def run(surrogate: Surrogate, method: str, seed: int, trained: int) -> list[floa
         errors.append(surrogate.error(model, rng))
         return {"error": errors[-1]}
 
-    study = Study(f"surrogate-{method}-{seed}", SearchSpace.from_dict({**SPACE, "epochs": 2}), objectives="minimize: error",
+    study = Study(f"surrogate-{method}-{seed}", _space(), objectives="minimize: error",
                   constraints=["latency_ms <= 1.0"], storage=None, sampler=_sampler(method, seed), seed=seed,
                   cost_features=FamilyCostFeatures("cnn", (1, 28, 28), 10))
     with warnings.catch_warnings():
