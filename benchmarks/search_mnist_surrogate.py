@@ -18,7 +18,7 @@ and per seed wins / losses against TPE. The tree surrogate is piecewise constant
 where the real runs looked: use it to compare settings, then confirm on the real benchmark.
 
     .venv/bin/python benchmarks/search_mnist_surrogate.py --seeds 12 --trained 20
-    .venv/bin/python benchmarks/search_mnist_surrogate.py --methods tpe hwtune hwtune:local_every=0
+    .venv/bin/python benchmarks/search_mnist_surrogate.py --methods tpe hwtune hwtune:trust_region_every=0
 """
 
 from __future__ import annotations

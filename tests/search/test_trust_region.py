@@ -56,10 +56,10 @@ def _objective(p: dict) -> float:
     return min(err, 0.9)
 
 
-def _run(local_every: int, n: int = 18) -> tuple[list[dict], list[dict | None]]:
+def _run(trust_region_every: int, n: int = 18) -> tuple[list[dict], list[dict | None]]:
     """A plain Optuna study driven by the sampler: each trial's params and the best before it."""
     space = SearchSpace.from_dict(SPACE)
-    sampler = HwSampler(space, seed=3, local_every=local_every, n_startup=4)  # a plain study: its values are the error
+    sampler = HwSampler(space, seed=3, trust_region_every=trust_region_every, n_startup=4)  # a plain study: its values are the error
     study = optuna.create_study(sampler=sampler)
     params, best_before = [], []
     for _ in range(n):
@@ -75,16 +75,16 @@ def _run(local_every: int, n: int = 18) -> tuple[list[dict], list[dict | None]]:
 def test_every_other_proposal_after_the_start_up_lies_in_the_trust_region_of_the_best() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = SearchSpace.from_dict(SPACE)
-    params, best = _run(local_every=2)
+    params, best = _run(trust_region_every=2)
     # the start-up takes 4 networks; then proposal k (k = 0, 1, ...) is local when k is even
     local = [trust_region(space, [params[i]], best[i], 0.2)[0] for i in range(4, len(params)) if (i - 4) % 2 == 0]
     assert all(local) and len(local) >= 7
-    off, best_off = _run(local_every=0)
+    off, best_off = _run(trust_region_every=0)
     outside = [not trust_region(space, [off[i]], best_off[i], 0.2)[0] for i in range(4, len(off))]
     assert any(outside)  # without it the acquisition does leave the region (the check above can fail)
 
 
-@pytest.mark.parametrize("kwargs, field", [({"local_every": -1}, "sampler.local_every"), ({"local_radius": 0.0}, "sampler.local_radius")])
+@pytest.mark.parametrize("kwargs, field", [({"trust_region_every": -1}, "sampler.trust_region_every"), ({"trust_region_radius": 0.0}, "sampler.trust_region_radius")])
 def test_bad_trust_region_options_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigError) as e:
         HwSampler(SearchSpace.from_dict(SPACE), "minimize: error", **kwargs)

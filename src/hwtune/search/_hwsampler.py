@@ -98,11 +98,11 @@ class HwSampler(BaseSampler):
         surrogate_linear: add a linear kernel to the objective's GP (a trend such as "more
             convolutions, lower error"); used only when every searched param is categorical.
         explore_every: every k-th proposal after the start-up is a random likely-feasible candidate (0: never).
-        local_every: on a space with int or float params and one quality objective, every k-th proposal
+        trust_region_every: on a space with int or float params and one quality objective, every k-th proposal
             after the start-up is the acquisition's best within the trust region of the best network
-            (numeric params within ``local_radius`` of its, in their (log) range scaled to [0, 1]; at
+            (numeric params within ``trust_region_radius`` of its, in their (log) range scaled to [0, 1]; at
             most one categorical param different); 0: never.
-        local_radius: half-width of that trust region, in (0, 1].
+        trust_region_radius: half-width of that trust region, in (0, 1].
         n_mc: Monte-Carlo samples of the hypervolume improvement (multi-objective).
         error_prior: ``params -> {name: value}``, prior knowledge of a configuration's error (lower =
             better), e.g. the published errors of the same NB201 cell on other tasks
@@ -127,8 +127,8 @@ class HwSampler(BaseSampler):
         surrogate_inputs: str = "both",
         surrogate_linear: bool = True,
         explore_every: int = 0,
-        local_every: int = 2,
-        local_radius: float = 0.2,
+        trust_region_every: int = 2,
+        trust_region_radius: float = 0.2,
         n_mc: int = 32,
         error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
     ) -> None:
@@ -136,10 +136,10 @@ class HwSampler(BaseSampler):
             raise ConfigError("sampler.surrogate_inputs", f"unknown value {surrogate_inputs!r}.", "use 'features' or 'both'.")
         if not (0.0 < min_feasibility < 1.0):
             raise ConfigError("sampler.min_feasibility", f"must be in (0, 1), got {min_feasibility!r}.")
-        if local_every < 0:
-            raise ConfigError("sampler.local_every", f"must be 0 (never) or a positive count, got {local_every!r}.")
-        if not (0.0 < local_radius <= 1.0):
-            raise ConfigError("sampler.local_radius", f"must be in (0, 1], got {local_radius!r}.", "the default is 0.2.")
+        if trust_region_every < 0:
+            raise ConfigError("sampler.trust_region_every", f"must be 0 (never) or a positive count, got {trust_region_every!r}.")
+        if not (0.0 < trust_region_radius <= 1.0):
+            raise ConfigError("sampler.trust_region_radius", f"must be in (0, 1], got {trust_region_radius!r}.", "the default is 0.2.")
         if n_startup < 1:
             raise ConfigError("sampler.n_startup", f"must be at least 1, got {n_startup!r}.")
         if cost_model is not None and cost_model != "auto" and cost_model not in COST_MODELS:
@@ -153,7 +153,8 @@ class HwSampler(BaseSampler):
         self.state = ProposalState(
             n_startup=n_startup, min_feasibility=min_feasibility, pool_size=pool_size, screen_limit=screen_limit,
             enumerate_limit=enumerate_limit, surrogate_inputs=surrogate_inputs, surrogate_linear=surrogate_linear,
-            explore_every=explore_every, local_every=int(local_every), local_radius=float(local_radius), n_mc=n_mc, error_prior=error_prior,
+            explore_every=explore_every, trust_region_every=int(trust_region_every),
+            trust_region_radius=float(trust_region_radius), n_mc=n_mc, error_prior=error_prior,
         )
         self._fallback = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)

@@ -109,10 +109,10 @@ class ProposalState:
     surrogate_inputs: str = "both"
     surrogate_linear: bool = True
     explore_every: int = 0
-    local_every: int = 2
+    trust_region_every: int = 2
     """On a space with numeric params, every k-th proposal after the start-up is picked within the
     trust region of the best network (:func:`trust_region`; 0: never)."""
-    local_radius: float = 0.2
+    trust_region_radius: float = 0.2
     n_mc: int = 32
     error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
     """Prior knowledge of a configuration's quality (e.g. published errors of the same cell on other

@@ -5,10 +5,11 @@
    only candidates likely within budget (P >= ``min_feasibility``) go on (unless none does: then the
    likeliest ones). Architectures measured within budget have probability 1.
 2. Before ``n_startup`` trained networks (or while they do not differ), the pick is space-filling
-   (greedy max-min distance) among those predicted to use the upper half of the budget.
+   (greedy max-min distance): with an error prior, among the prior's best quarter; without one, on an
+   all-categorical space, among those predicted to use the upper half of the budget.
 3. Afterwards, the acquisition (:mod:`hwtune.search._acquisition`) on GP surrogates of the trained
    networks' metrics ranks them; pending trials and earlier picks of the batch are fantasized. On a
-   space with numeric params, every ``local_every``-th pick is made within the trust region of the
+   space with numeric params, every ``trust_region_every``-th pick is made within the trust region of the
    best network (:func:`hwtune.search._pool.trust_region`).
 """
 
@@ -308,7 +309,7 @@ class Proposer:
                 i = int(cand[int(self.rng.integers(len(cand)))])
                 d_min = np.minimum(d_min, sqdist(X, X[i : i + 1])[:, 0])
             else:
-                if local is not None and n_done % st.local_every == 0 and (avail & local).any():
+                if local is not None and n_done % st.trust_region_every == 0 and (avail & local).any():
                     avail = avail & local  # every k-th: near the best network (see _pool.trust_region)
                 fant = ([pend_X] if pend_X is not None else []) + ([X[chosen]] if chosen else [])
                 fant_X = np.vstack(fant) if fant else np.zeros((0, X.shape[1]))
@@ -321,14 +322,14 @@ class Proposer:
 
     def _trust_region(self, configs: list[dict[str, Any]], feasible: list[Observation]) -> np.ndarray | None:
         """Candidates in the trust region of the best feasible network (:func:`trust_region`), on a space
-        with numeric params and one quality objective; None otherwise or when ``local_every`` is 0."""
+        with numeric params and one quality objective; None otherwise or when ``trust_region_every`` is 0."""
         t = self.targets.objectives
-        if self.state.local_every <= 0 or len(t) != 1 or t[0].hardware or self.inputs.all_categorical:
+        if self.state.trust_region_every <= 0 or len(t) != 1 or t[0].hardware or self.inputs.all_categorical:
             return None
         parents = self._parents(feasible)
         if not parents:
             return None
-        return trust_region(self.space, configs, parents[0], self.state.local_radius)
+        return trust_region(self.space, configs, parents[0], self.state.trust_region_radius)
 
     def _large_within_budget(self, hw_pred: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
         """Start-up candidates: those predicted to use the upper half of the budget (relative to the
