@@ -89,3 +89,25 @@ def test_bad_trust_region_options_name_the_field(kwargs: dict, field: str) -> No
     with pytest.raises(ConfigError) as e:
         HwSampler(SearchSpace.from_dict(SPACE), "minimize: error", **kwargs)
     assert field in str(e.value)
+
+
+def test_objectives_on_a_plain_optuna_study_that_records_no_metrics_warn_once() -> None:
+    """Found writing the test above: ``objectives="minimize: error"`` on a plain Optuna study (values
+    only) left the sampler in its start-up for ever, silently."""
+    import warnings
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace.from_dict(SPACE)
+
+    def run(sampler: HwSampler) -> list[warnings.WarningMessage]:
+        study = optuna.create_study(sampler=sampler)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(5):
+                trial = study.ask()
+                study.tell(trial, _objective(space.suggest(trial)))
+        return [w for w in caught if "sampler.objectives" in str(w.message)]
+
+    named = run(HwSampler(space, "minimize: error", seed=0, n_startup=2))
+    assert len(named) == 1 and "leave objectives" in str(named[0].message)
+    assert run(HwSampler(space, seed=0, n_startup=2)) == []  # the plain form: no warning

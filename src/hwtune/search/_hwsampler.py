@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -168,6 +169,7 @@ class HwSampler(BaseSampler):
         start-up (space-filling) proposal."""
         self.history: list[dict[str, Any]] = []
         """``last_info`` of every proposal made for a trial (with its ``trial`` number)."""
+        self._warned_no_metrics = False
         self.proposal_seconds: list[float] = []
         """Wall-clock seconds of each proposal (for benchmarks)."""
 
@@ -282,11 +284,33 @@ class HwSampler(BaseSampler):
             return [{} for _ in range(q)]
         targets = self._targets(study, trials)
         obs = read_observations(trials, space, targets.plain, exclude_number)
+        self._warn_if_no_metrics(targets, trials, obs)
         self.state.calibration = selection_calibration(trials, [c.constraint for c in targets.hardware_constraints if c.constraint is not None])
         proposer = Proposer(self.state, space, targets, obs, self._cost_models(space, targets), rng)
         out = proposer.propose(q)
         self.last_info = proposer.info
         return out
+
+
+    def _warn_if_no_metrics(self, targets: Targets, trials: Sequence[FrozenTrial], obs: Sequence[Any]) -> None:
+        """Warn once when objectives were named but no completed trial records them: a plain Optuna
+        study given ``objectives="minimize: error"`` stores ``trial.values`` only, so the quality
+        surrogate never fits and every proposal stays a start-up one (silently, before this warning)."""
+        if targets.plain or self._warned_no_metrics:
+            return
+        quality = [t.metric for t in targets.objectives if not t.hardware]
+        done = [t for t in trials if t.state.name == "COMPLETE" and t.values is not None]
+        if not quality or len(done) < 2 or any(m in o.values for o in obs for m in quality):
+            return
+        self._warned_no_metrics = True
+        warnings.warn(
+            f"sampler.objectives: {', '.join(quality)} named, but none of this study's {len(done)} completed trials "
+            "records it (they have Optuna values only), so hwtune's sampler cannot learn and keeps proposing "
+            "start-up points. Fix: on a plain Optuna study leave objectives (and constraints) unset, its values "
+            "are the objectives; or run the study through hwtune.Study, which records the metrics.",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _as_objectives(objectives: Any) -> list[Objective]:
