@@ -113,6 +113,7 @@ class ProposalState:
     """On a space with numeric params, every k-th proposal after the start-up is picked within the
     trust region of the best network (:func:`trust_region`; 0: never)."""
     trust_region_radius: float = 0.2
+    """Half-width of that trust region in each numeric param's scaled (log) range."""
     n_mc: int = 32
     error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
     """Prior knowledge of a configuration's quality (e.g. published errors of the same cell on other

@@ -74,6 +74,8 @@ class Proposer:
         self.pending = [o for o in obs if o.pending]
         self.enum = enumeration(space, state.enumerate_limit)
         self.inputs = CandidateInputs(space, costs, state, self.enum)
+        self.incumbent: dict[str, Any] | None = None
+        """The best feasible network trained to the end (first objective), set by :meth:`propose`."""
         self.info: list[dict[str, Any]] = []
         """What the round saw of each pick (probability of feasibility, predictions, start-up)."""
 
@@ -167,7 +169,9 @@ class Proposer:
         if self.enum is not None and self.costs is not None and self.targets.hardware_metrics:
             n_distinct = len(self.costs.distinct(self.inputs.enum_cost_features(), self.state.enum_cache)[0])
         tried = {config_tuple(o.params, self.names) for o in self.obs if o.params}
-        pool = build_pool(self.space, self.state, self.enum, tried, bad, self._parents(feasible), n_distinct, version, self.rng)
+        parents = self._parents(feasible)
+        self.incumbent = parents[0] if parents else None  # the trust region's centre
+        pool = build_pool(self.space, self.state, self.enum, tried, bad, parents, n_distinct, version, self.rng)
         if not pool.configs:
             return [dict(c) for c in random_configs(self.space, q, self.rng)]
         hw_pred, log_pf = self._predict_costs(pool)
@@ -290,7 +294,7 @@ class Proposer:
         pend_X = self.inputs.surrogate([o.params for o in self.pending]) if self.pending else None
         Y = np.array([[o_.model_value(f.values) for o_ in t.objectives] for f in feasible], dtype=float).reshape(-1, len(t.objectives))
         Y = Y[np.all(np.isfinite(Y), axis=1)]
-        local = None if startup else self._trust_region(configs, feasible)
+        local = None if startup else self._trust_region(configs)
         chosen: list[int] = []
         acq = None
         for _ in range(q):
@@ -320,16 +324,14 @@ class Proposer:
             chosen.append(i)
         return chosen, acq, startup
 
-    def _trust_region(self, configs: list[dict[str, Any]], feasible: list[Observation]) -> np.ndarray | None:
-        """Candidates in the trust region of the best feasible network (:func:`trust_region`), on a space
-        with numeric params and one quality objective; None otherwise or when ``trust_region_every`` is 0."""
+    def _trust_region(self, configs: list[dict[str, Any]]) -> np.ndarray | None:
+        """Candidates in the trust region of the best feasible network (:attr:`incumbent`,
+        :func:`trust_region`), on a space with numeric params and one quality objective; None otherwise,
+        before any feasible network is trained, or when ``trust_region_every`` is 0."""
         t = self.targets.objectives
-        if self.state.trust_region_every <= 0 or len(t) != 1 or t[0].hardware or self.inputs.all_categorical:
+        if self.state.trust_region_every <= 0 or len(t) != 1 or t[0].hardware or self.inputs.all_categorical or self.incumbent is None:
             return None
-        parents = self._parents(feasible)
-        if not parents:
-            return None
-        return trust_region(self.space, configs, parents[0], self.state.trust_region_radius)
+        return trust_region(self.space, configs, self.incumbent, self.state.trust_region_radius)
 
     def _large_within_budget(self, hw_pred: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
         """Start-up candidates: those predicted to use the upper half of the budget (relative to the
