@@ -169,7 +169,8 @@ class HwSampler(BaseSampler):
         start-up (space-filling) proposal."""
         self.history: list[dict[str, Any]] = []
         """``last_info`` of every proposal made for a trial (with its ``trial`` number)."""
-        self._warned_no_metrics = False
+        self._metrics_checked = False
+        """Settled: a trial records the named objectives, or the warning was given (checked no more)."""
         self.proposal_seconds: list[float] = []
         """Wall-clock seconds of each proposal (for benchmarks)."""
 
@@ -296,15 +297,18 @@ class HwSampler(BaseSampler):
         """Warn once when objectives were named but no completed trial records them: a plain Optuna
         study given ``objectives="minimize: error"`` stores ``trial.values`` only, so the quality
         surrogate never fits and every proposal stays a start-up one (silently, before this warning)."""
-        if targets.plain or self._warned_no_metrics:
+        if targets.plain or self._metrics_checked:
             return
         quality = [t.metric for t in targets.objectives if not t.hardware]
-        done = [t for t in trials if t.state.name == "COMPLETE" and t.values is not None]
-        if not quality or len(done) < 2 or any(m in o.values for o in obs for m in quality):
+        if not quality or any(m in o.values for o in obs for m in quality):
+            self._metrics_checked = True  # a normal hwtune study: settled at its first trained network
             return
-        self._warned_no_metrics = True
+        done = sum(1 for t in trials if t.state.name == "COMPLETE" and t.values is not None)
+        if done < 2:
+            return
+        self._metrics_checked = True
         warnings.warn(
-            f"sampler.objectives: {', '.join(quality)} named, but none of this study's {len(done)} completed trials "
+            f"sampler.objectives: {', '.join(quality)} named, but none of this study's {done} completed trials "
             "records it (they have Optuna values only), so hwtune's sampler cannot learn and keeps proposing "
             "start-up points. Fix: on a plain Optuna study leave objectives (and constraints) unset, its values "
             "are the objectives; or run the study through hwtune.Study, which records the metrics.",
