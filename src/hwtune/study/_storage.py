@@ -120,12 +120,16 @@ def requeue_lost_retries(study: optuna.Study) -> list[int]:
     (a worker past its grace period when its parent died) after failing it and before queueing it.
     Returns their numbers."""
     trials = study.get_trials(deepcopy=False)
+    last_retry: dict[Any, int] = {}  # original trial -> number of its newest retry
+    for u in trials:
+        if RETRY_OF_ATTR in u.user_attrs:
+            key = u.user_attrs[RETRY_OF_ATTR]
+            last_retry[key] = max(last_retry.get(key, -1), u.number)
     lost = []
     for t in trials:
         if t.state != TrialState.FAIL or t.user_attrs.get(STATUS_ATTR) != "interrupted":
             continue
-        original = t.user_attrs.get(RETRY_OF_ATTR, t.number)
-        if not any(u.number > t.number and u.user_attrs.get(RETRY_OF_ATTR) == original for u in trials):
+        if last_retry.get(t.user_attrs.get(RETRY_OF_ATTR, t.number), -1) <= t.number:
             retry_interrupted(study, t)
             lost.append(t.number)
     return lost
