@@ -340,3 +340,23 @@ def test_a_pruner_stops_a_ray_training_at_its_report(ray_cluster: Any, tmp_path:
     assert [trial_status(t) for t in trials] == ["pruned"] * 3
     assert all(t.intermediate_values == {0: 0.5} and t.user_attrs[PRUNED_AT_ATTR] == 0 for t in trials)
     assert not list(tmp_path.glob("went-on-*"))
+
+
+def test_the_report_broker_serves_many_trainings_without_a_thread_each(ray_cluster: Any) -> None:
+    """The broker is an asyncio actor: 200 trainings blocked in ``ask`` at once cost it no thread each
+    (a threaded actor starts one OS thread per allowed concurrent call when created, which killed it on
+    a loaded CI machine), and each gets its own trial's answer."""
+    import ray
+
+    from hwtune.study._ray_tasks import RayTrain, _InFlight
+
+    broker = RayTrain(_doubles.train, 1, 0, {}, _InFlight(), live_reports=True)._broker
+    asks = [broker.ask.remote(trial, 0, 0.5) for trial in range(200)]
+    for trial in range(200):
+        assert ray.get(broker.take.remote(trial, 30.0)) == (0, 0.5)
+        broker.answer.remote(trial, trial % 3 == 0)
+    assert ray.get(asks, timeout=60) == [trial % 3 == 0 for trial in range(200)]
+    assert ray.get(broker.take.remote(7, 0.05)) is None  # nothing pending: the wait times out empty
+    pid = ray.get(broker.__ray_call__.remote(lambda self: os.getpid()))
+    assert len(os.listdir(f"/proc/{pid}/task")) < 100
+    ray.kill(broker)

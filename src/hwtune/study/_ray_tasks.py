@@ -34,6 +34,10 @@ from hwtune.study._objective import TrialContext
 
 __all__ = ["RayMeasure", "RayTaskLost", "RayTrain", "TrainOutcome", "measure_body", "train_body"]
 
+# calls the report broker serves at once: one awaiting ``ask`` per training in flight and one ``take``
+# per trial thread (coroutines of an asyncio actor, not threads: study._ray_reports says why)
+_BROKER_CONCURRENCY = 10_000
+
 
 class RayTaskLost(KeyboardInterrupt):
     """A trial's Ray task was lost (its worker process or node died, or it was cancelled): the trial is
@@ -204,7 +208,7 @@ class RayTrain:
         if live_reports:  # the study prunes: each epoch's report is answered by the driver while the task runs
             from hwtune.study._ray_reports import ReportBroker
 
-            self._broker = ray.remote(ReportBroker).options(num_cpus=0, max_concurrency=10_000, name=None).remote()
+            self._broker = ray.remote(ReportBroker).options(num_cpus=0, max_concurrency=_BROKER_CONCURRENCY, name=None).remote()
         self._inflight = inflight
         self._train_ref = ray.put(train)
         self._remote = ray.remote(train_body).options(
