@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hwtune-installed
 # CPU build of torch unless an NVIDIA GPU is present (a bare `torch` pulls a multi-GB CUDA build).
 TORCH_CPU_VERSION ?= 2.13.0
+# Test processes (pytest-xdist); one file per process at a time, so a file's module fixtures (a Ray
+# cluster, a trained network) are built once. TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: run test setup clean
 
@@ -13,7 +16,7 @@ run: $(STAMP)
 	$(BIN)/hwtune run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+	$(BIN)/python -m pytest -q -m "not slow and not gpu" -n $(TEST_WORKERS) --dist loadfile
 
 setup: $(STAMP)
 

@@ -13,22 +13,20 @@ from hwtune.cli import app
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_run_default_study_small_budget_prints_best_feasible(tmp_path, monkeypatch):
+def test_run_default_study_small_budget_prints_best_feasible_then_resumes_by_name(tmp_path, monkeypatch):
+    """One default study (the slowest thing a CLI test runs, so the resume reuses it): two trials,
+    then the same command with a budget of three runs only the third."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["run", "--trials", "4", "--quiet", "--storage", f"sqlite:///{tmp_path / 'h.db'}"])
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    result = CliRunner().invoke(app, ["run", "--trials", "2", "--quiet", "--storage", url])
     assert result.exit_code == 0, result.output
     assert "Study digits-cnn" in result.output
     assert "(q40 on this device)" in result.output  # the calibrated limit, e.g. "latency_ms <= 0.53 (q40 on this device)"
     assert "hwtune report digits-cnn --storage sqlite:///" in result.output and "hwtune dashboard --storage sqlite:///" in result.output
     assert (tmp_path / "h.db").exists()
 
-
-def test_run_resumes_by_name(tmp_path):
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    runner = CliRunner()
-    assert runner.invoke(app, ["run", "--trials", "2", "-q", "--storage", url]).exit_code == 0
-    r = runner.invoke(app, ["run", "--trials", "3", "-q", "--storage", url])
-    assert r.exit_code == 0
+    r = CliRunner().invoke(app, ["run", "--trials", "3", "-q", "--storage", url])
+    assert r.exit_code == 0, r.output
     import optuna
 
     assert len(optuna.load_study(study_name="digits-cnn", storage=url).trials) == 3
