@@ -130,6 +130,8 @@ class HwSampler(BaseSampler):
         explore_every: int = 0,
         trust_region_every: int = 2,
         trust_region_radius: float = 0.2,
+        prior_focus: int = 25,
+        prior_focus_share: float = 0.1,
         n_mc: int = 32,
         error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
     ) -> None:
@@ -155,7 +157,8 @@ class HwSampler(BaseSampler):
             n_startup=n_startup, min_feasibility=min_feasibility, pool_size=pool_size, screen_limit=screen_limit,
             enumerate_limit=enumerate_limit, surrogate_inputs=surrogate_inputs, surrogate_linear=surrogate_linear,
             explore_every=explore_every, trust_region_every=int(trust_region_every),
-            trust_region_radius=float(trust_region_radius), n_mc=n_mc, error_prior=error_prior,
+            trust_region_radius=float(trust_region_radius), prior_focus=int(prior_focus), prior_focus_share=float(prior_focus_share),
+            n_mc=n_mc, error_prior=error_prior,
         )
         self._fallback = RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace(include_pruned=True)

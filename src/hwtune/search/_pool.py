@@ -114,6 +114,10 @@ class ProposalState:
     trust region of the best network (:func:`trust_region`; 0: never)."""
     trust_region_radius: float = 0.2
     """Half-width of that trust region in each numeric param's scaled (log) range."""
+    prior_focus: int = 25
+    """With an error prior, until this many networks are trained the acquisition picks among the
+    ``prior_focus_share`` of the candidates the prior ranks best (0: never)."""
+    prior_focus_share: float = 0.1
     n_mc: int = 32
     error_prior: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
     """Prior knowledge of a configuration's quality (e.g. published errors of the same cell on other

@@ -295,6 +295,10 @@ class Proposer:
         Y = np.array([[o_.model_value(f.values) for o_ in t.objectives] for f in feasible], dtype=float).reshape(-1, len(t.objectives))
         Y = Y[np.all(np.isfinite(Y), axis=1)]
         local = None if startup else self._trust_region(configs)
+        focus = None
+        if not startup and st.error_prior is not None and len(self.trained) < st.prior_focus and len(configs) and self._prior_agrees(feasible):
+            pscore = X[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+            focus = pscore <= np.quantile(pscore, st.prior_focus_share)  # see ProposalState.prior_focus
         chosen: list[int] = []
         acq = None
         for _ in range(q):
@@ -313,6 +317,8 @@ class Proposer:
                 i = int(cand[int(self.rng.integers(len(cand)))])
                 d_min = np.minimum(d_min, sqdist(X, X[i : i + 1])[:, 0])
             else:
+                if focus is not None and (avail & focus).any():
+                    avail = avail & focus
                 if local is not None and n_done % st.trust_region_every == 0 and (avail & local).any():
                     avail = avail & local  # every k-th: near the best network (see _pool.trust_region)
                 fant = ([pend_X] if pend_X is not None else []) + ([X[chosen]] if chosen else [])
@@ -323,6 +329,21 @@ class Proposer:
                 i = int(top[int(self.rng.integers(len(top)))])
             chosen.append(i)
         return chosen, acq, startup
+
+    def _prior_agrees(self, feasible: list[Observation]) -> bool:
+        """Whether the error prior ranks the trained feasible networks the way their first objective
+        does (Spearman correlation > 0; True with fewer than 3 to judge by): a prior that the data
+        contradicts must not narrow the search (a backwards prior would trap it)."""
+        t0 = self.targets.objectives[0]
+        rows = [(o.params, y) for o in feasible if (y := t0.model_value(o.values)) is not None]
+        if len(rows) < 3:
+            return True
+        from scipy.stats import spearmanr
+
+        prior = self.inputs.surrogate([p for p, _ in rows])[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+        y = np.array([y if t0.lower_better else -y for _, y in rows], dtype=float)
+        rho = spearmanr(prior, y).statistic
+        return bool(np.isfinite(rho) and rho > 0)
 
     def _trust_region(self, configs: list[dict[str, Any]]) -> np.ndarray | None:
         """Candidates in the trust region of the best feasible network (:attr:`incumbent`,
