@@ -220,3 +220,33 @@ def test_a_misleading_prior_does_not_trap_the_search():
         _run(_hw(tiny, seed, error_prior=_prior_of(tiny, -1.0)), tiny, 15, seed=seed)
         regrets.append(tiny.regret())
     assert np.median(regrets) <= 0.02
+
+
+def _share_in_prior_best(tiny: Tiny, rows: list[int], sign: float, share: float = 0.15) -> float:
+    """The share of ``rows`` that the prior (``sign``) ranks in its best ``share`` of the feasible networks."""
+    feasible = np.flatnonzero(tiny.feasible)
+    score = sign * np.log(tiny.err[feasible])
+    cut = np.quantile(score, share)
+    return float(np.mean([sign * math.log(tiny.err[r]) <= cut for r in rows]))
+
+
+def test_with_a_prior_the_search_focuses_on_its_best_share_until_the_data_contradicts_it():
+    """After the start-up (3 networks with a prior), proposals come from the prior's best 10 % of the
+    candidates while fewer than ``prior_focus`` networks are trained; with ``prior_focus=0`` they do
+    not; a backwards prior, contradicted by the first trained networks, narrows nothing."""
+    focused, free, backwards = [], [], []
+    for seed in range(3):
+        for out, kw, sign in ((focused, {}, 1.0), (free, {"prior_focus": 0}, 1.0), (backwards, {}, -1.0)):
+            tiny = Tiny()
+            _run(_hw(tiny, seed, error_prior=_prior_of(tiny, sign), **kw), tiny, 12, seed=seed)
+            out.append(_share_in_prior_best(tiny, tiny.trained[3:], sign))
+    assert min(focused) >= 0.8
+    assert np.median(free) < 0.8
+    assert np.median(backwards) < 0.8
+
+
+def test_bad_prior_focus_options_name_their_field():
+    with pytest.raises(ConfigError, match="sampler.prior_focus"):
+        HwSampler(space(), "minimize: error", prior_focus=-1)
+    with pytest.raises(ConfigError, match="sampler.prior_focus_share"):
+        HwSampler(space(), "minimize: error", prior_focus_share=0.0)

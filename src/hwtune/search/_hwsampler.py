@@ -104,6 +104,11 @@ class HwSampler(BaseSampler):
             (numeric params within ``trust_region_radius`` of its, in their (log) range scaled to [0, 1]; at
             most one categorical param different); 0: never.
         trust_region_radius: half-width of that trust region, in (0, 1].
+        prior_focus: with an ``error_prior``, until this many networks are trained (0: never) each
+            proposal after the start-up is the acquisition's best among the ``prior_focus_share`` of the
+            candidates the prior ranks best, as long as the prior ranks the trained feasible networks as
+            their errors do (Spearman > 0; judged from 3 of them).
+        prior_focus_share: that share, in (0, 1].
         n_mc: Monte-Carlo samples of the hypervolume improvement (multi-objective).
         error_prior: ``params -> {name: value}``, prior knowledge of a configuration's error (lower =
             better), e.g. the published errors of the same NB201 cell on other tasks
@@ -143,6 +148,10 @@ class HwSampler(BaseSampler):
             raise ConfigError("sampler.trust_region_every", f"must be 0 (never) or a positive count, got {trust_region_every!r}.")
         if not (0.0 < trust_region_radius <= 1.0):
             raise ConfigError("sampler.trust_region_radius", f"must be in (0, 1], got {trust_region_radius!r}.", "the default is 0.2.")
+        if prior_focus < 0:
+            raise ConfigError("sampler.prior_focus", f"must be 0 (never) or a count of trained networks, got {prior_focus!r}.", "the default is 25.")
+        if not (0.0 < prior_focus_share <= 1.0):
+            raise ConfigError("sampler.prior_focus_share", f"must be in (0, 1], got {prior_focus_share!r}.", "the default is 0.1.")
         if n_startup < 1:
             raise ConfigError("sampler.n_startup", f"must be at least 1, got {n_startup!r}.")
         if cost_model is not None and cost_model != "auto" and cost_model not in COST_MODELS:

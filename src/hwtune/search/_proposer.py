@@ -10,7 +10,9 @@
 3. Afterwards, the acquisition (:mod:`hwtune.search._acquisition`) on GP surrogates of the trained
    networks' metrics ranks them; pending trials and earlier picks of the batch are fantasized. On a
    space with numeric params, every ``trust_region_every``-th pick is made within the trust region of the
-   best network (:func:`hwtune.search._pool.trust_region`).
+   best network (:func:`hwtune.search._pool.trust_region`). With an error prior, until
+   ``prior_focus`` networks are trained, the picks are among the ``prior_focus_share`` of the
+   candidates the prior ranks best, as long as the prior agrees with the trained networks.
 """
 
 from __future__ import annotations
