@@ -104,7 +104,7 @@ class HwSampler(BaseSampler):
             (numeric params within ``trust_region_radius`` of its, in their (log) range scaled to [0, 1]; at
             most one categorical param different); 0: never.
         trust_region_radius: half-width of that trust region, in (0, 1].
-        prior_focus: with an ``error_prior``, until this many networks are trained (0: never) each
+        prior_focus: with an ``error_prior`` and one quality objective, until this many networks are trained (0: never) each
             proposal after the start-up is the acquisition's best among the ``prior_focus_share`` of the
             candidates the prior ranks best, as long as the prior ranks the trained feasible networks as
             their errors do (Spearman > 0; judged from 3 of them).

@@ -297,8 +297,9 @@ class Proposer:
         Y = np.array([[o_.model_value(f.values) for o_ in t.objectives] for f in feasible], dtype=float).reshape(-1, len(t.objectives))
         Y = Y[np.all(np.isfinite(Y), axis=1)]
         local = None if startup else self._trust_region(configs)
-        focus = None
-        if not startup and st.error_prior is not None and len(self.trained) < st.prior_focus and len(configs) and self._prior_agrees(feasible):
+        focus = None  # only for one quality objective: a Pareto front or the cheapest network needs the poor-but-cheap end too
+        one_quality = len(t.objectives) == 1 and not t.objectives[0].hardware
+        if not startup and one_quality and st.error_prior is not None and len(self.trained) < st.prior_focus and len(configs) and self._prior_agrees(feasible):
             pscore = X[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
             focus = pscore <= np.quantile(pscore, st.prior_focus_share)  # see ProposalState.prior_focus
         chosen: list[int] = []
