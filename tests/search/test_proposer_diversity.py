@@ -71,6 +71,7 @@ def _startup_choice(error_prior: object) -> list[int]:
         inputs=SimpleNamespace(_prior_scale=lambda: ([1.0],), all_categorical=True),
     )
     me._large_within_budget = lambda hw: Proposer._large_within_budget(me, hw)  # type: ignore[arg-type]
+    me._prior_score = lambda X: Proposer._prior_score(me, X)  # type: ignore[arg-type]
     X = np.column_stack([ratio, ratio])  # the last column: the prior's score
     configs = [{"w": i} for i in range(8)]
     hw_pred = {"latency_ms": (ratio, np.full(8, 0.01))}

@@ -285,7 +285,7 @@ class Proposer:
             # new architectures the prior ranks best: a start-up drawn blind can spend its first networks
             # on degenerate cells, one that takes only the prior's favourite measures big networks over
             # budget while the cost model knows nothing (seen on NB201 at 10 % quantiles)
-            score = X[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+            score = self._prior_score(X)
             base = startup_ok if startup_ok is not None and startup_ok.any() else np.ones(len(configs), dtype=bool)
             good = base & (score <= np.quantile(score[base], PRIOR_STARTUP_SHARE))
             startup_ok = good if good.any() else base
@@ -297,10 +297,9 @@ class Proposer:
         Y = np.array([[o_.model_value(f.values) for o_ in t.objectives] for f in feasible], dtype=float).reshape(-1, len(t.objectives))
         Y = Y[np.all(np.isfinite(Y), axis=1)]
         local = None if startup else self._trust_region(configs)
-        focus = None  # only for one quality objective: a Pareto front or the cheapest network needs the poor-but-cheap end too
-        one_quality = len(t.objectives) == 1 and not t.objectives[0].hardware
-        if not startup and one_quality and st.error_prior is not None and len(self.trained) < st.prior_focus and len(configs) and self._prior_agrees(feasible):
-            pscore = X[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+        focus = None
+        if not startup and self._one_quality_objective() and st.error_prior is not None and len(self.trained) < st.prior_focus and len(configs) and self._prior_agrees(feasible):
+            pscore = self._prior_score(X)
             focus = pscore <= np.quantile(pscore, st.prior_focus_share)  # see ProposalState.prior_focus
         chosen: list[int] = []
         acq = None
@@ -333,6 +332,17 @@ class Proposer:
             chosen.append(i)
         return chosen, acq, startup
 
+    def _one_quality_objective(self) -> bool:
+        """One objective, a quality metric (the trust region and the prior focus narrow the search
+        around good errors; a Pareto front or the cheapest network needs the poor-but-cheap end too)."""
+        t = self.targets.objectives
+        return len(t) == 1 and not t[0].hardware
+
+    def _prior_score(self, X: np.ndarray) -> np.ndarray:
+        """The error prior's score of surrogate input rows ``X`` (the mean of its columns, the last
+        ones of ``X``; lower = better)."""
+        return X[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+
     def _prior_agrees(self, feasible: list[Observation]) -> bool:
         """Whether the error prior ranks the trained feasible networks the way their first objective
         does (Spearman correlation > 0; True with fewer than 3 to judge by): a prior that the data
@@ -343,7 +353,7 @@ class Proposer:
             return True
         from scipy.stats import spearmanr
 
-        prior = self.inputs.surrogate([p for p, _ in rows])[:, -len(self.inputs._prior_scale()[0]) :].mean(1)
+        prior = self._prior_score(self.inputs.surrogate([p for p, _ in rows]))
         y = np.array([y if t0.lower_better else -y for _, y in rows], dtype=float)
         rho = spearmanr(prior, y).statistic
         return bool(np.isfinite(rho) and rho > 0)
@@ -352,8 +362,7 @@ class Proposer:
         """Candidates in the trust region of the best feasible network (:attr:`incumbent`,
         :func:`trust_region`), on a space with numeric params and one quality objective; None otherwise,
         before any feasible network is trained, or when ``trust_region_every`` is 0."""
-        t = self.targets.objectives
-        if self.state.trust_region_every <= 0 or len(t) != 1 or t[0].hardware or self.inputs.all_categorical or self.incumbent is None:
+        if self.state.trust_region_every <= 0 or not self._one_quality_objective() or self.inputs.all_categorical or self.incumbent is None:
             return None
         return trust_region(self.space, configs, self.incumbent, self.state.trust_region_radius)
 
