@@ -98,6 +98,7 @@ def run_study(args: dict[str, Any]) -> dict[str, Any]:
             "error": t.value if status == "trained" else None,
             "epochs": (t.user_attrs.get("hwtune:metrics") or {}).get("epochs") if status == "trained" else t.user_attrs.get("hwtune:pruned_at_epoch"),
             "curve": _curve(t),
+            "params": {k: v for k, v in t.params.items()},  # what the sampler proposed (for replays that keep the sampler)
         })
     return {"pruner": args["pruner"], "sampler": args.get("sampler", "tpe"), "seed": args["seed"], "trials": trials}
 

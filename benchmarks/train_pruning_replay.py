@@ -1,0 +1,212 @@
+"""Replay pruners over recorded learning curves: how much can early stopping save on these curves at all?
+
+``benchmarks/train_pruning.py`` runs whole studies, so each pruned study also proposes different
+networks from its unpruned twin, and "time to the unpruned best" mixes the pruner's savings with the
+sampler's luck. This script takes the sampler out: it pools the whole validation-error curves of the
+unpruned studies in ``train_pruning.py`` result files (real MNIST trainings, no new training), draws
+random orders of them (a random sampler's study, the same order for every pruner), and replays each
+pruner over each order in a real in-memory Optuna study (Optuna's pruners through
+``trial.should_prune``, hwtune's ``curve`` and ``cost_median`` through ``should_prune_at``, as the study
+loop calls them).
+
+Per order: the unpruned study is its first ``--length`` networks, its target their best final error,
+its cost the epochs up to that network; the pruned study walks the same order (past ``--length`` if it
+needs) and counts epochs until a network it trained to the end reaches the target. Reported per pruner:
+the median ratio pruned / unpruned epochs, how often the target network itself was stopped, and
+epochs per network. Also reported, for the pool: how well each epoch's error ranks the final errors
+(Spearman), how many of the best 10 % of networks a rule "stop the worst x % at epoch e" would stop,
+and the best median ratio a two-rung rank rule (successive-halving-like) reaches with its epochs and
+shares chosen in hindsight.
+
+    python benchmarks/train_pruning_replay.py --results benchmarks/results/train_pruning_curve_hwtune.json \\
+        benchmarks/results/train_pruning_curve_hwtune_tr.json benchmarks/results/train_pruning_curve_tpe_v1.json \\
+        --pruner curve hyperband --length 30 --replays 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def pool_curves(paths: Sequence[str]) -> tuple[list[list[float]], dict[str, Any]]:
+    """Whole curves of the trained networks of the unpruned studies in ``paths`` (one setting only)."""
+    curves: list[list[float]] = []
+    setting: dict[str, Any] | None = None
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        s = {k: d.get(k) for k in ("train_subset", "val_size", "epochs")}
+        if setting is not None and s != setting:
+            raise SystemExit(f"--results {path}: its setting {s} differs from {setting}; pool runs of one setting")
+        setting = s
+        for study in d["raw"]:
+            if study["pruner"] != "none":
+                continue
+            curves += [t["curve"] for t in study["trials"] if t["status"] == "trained" and len(t.get("curve") or []) == s["epochs"]]
+    if not curves:
+        raise SystemExit("no whole curves of unpruned studies in --results (they need the per-epoch 'curve' of each trial)")
+    return curves, setting or {}
+
+
+def predictability(curves: list[list[float]]) -> list[dict[str, Any]]:
+    """Per epoch: Spearman correlation of its errors with the final ones, and how many of the best 10 %
+    (by final error) a rule stopping the worst 30 / 50 / 70 % at that epoch would stop."""
+    from scipy.stats import spearmanr
+
+    c = np.array(curves)
+    final = c[:, -1]
+    top = final <= np.quantile(final, 0.1)
+    rows = []
+    for e in range(c.shape[1] - 1):
+        col = c[:, e]
+        rows.append({
+            "epoch": e + 1, "spearman": float(spearmanr(col, final).statistic), "best_10pct": int(top.sum()),
+            **{f"stops_of_best_if_worst_{p}pct_stopped": int(top[col > np.quantile(col, 1 - p / 100)].sum()) for p in (30, 50, 70)},
+        })
+    return rows
+
+
+def replay(order: list[list[float]], spec: Any, length: int, budget_factor: float = 4.0) -> dict[str, Any]:
+    """One pruner over one order of curves (see the module docstring)."""
+    import optuna
+
+    from hwtune.search._pruners import make_pruner
+
+    epochs = len(order[0])
+    finals = [c[-1] for c in order[:length]]
+    target = min(finals)
+    first = finals.index(target)
+    base = epochs * (first + 1)
+    pruner = make_pruner(spec, max_epochs=epochs)
+    study = optuna.create_study(direction="minimize", pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None)
+    hwtune_rule = hasattr(pruner, "should_prune_at")
+    spent, stopped, target_stopped, networks = 0, 0, False, 0
+    for n, curve in enumerate(order):
+        trial = study.ask()
+        networks += 1
+        stop_at = None
+        for e, err in enumerate(curve, start=1):
+            if hwtune_rule:
+                stop = pruner.should_prune_at(trial, e, err, 1.0)
+            else:
+                trial.report(err, e)
+                stop = e < epochs and trial.should_prune()
+            if stop:
+                stop_at = e
+                break
+        spent += stop_at or epochs
+        if stop_at:
+            stopped += 1
+            target_stopped |= n == first
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        study.tell(trial, curve[-1])
+        if curve[-1] <= target + 1e-12:
+            return {"ratio": spent / base, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
+        if spent > budget_factor * base:
+            break
+    return {"ratio": None, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile that keeps ``inf`` (a target never reached) as a value, not NaN."""
+    v = sorted(values)
+    x = q * (len(v) - 1)
+    lo, hi = math.floor(x), math.ceil(x)
+    if lo == hi or v[lo] == v[hi]:
+        return v[lo]
+    return math.inf if math.isinf(v[hi]) else v[lo] + (v[hi] - v[lo]) * (x - lo)
+
+
+def hindsight_bound(orders: list[list[list[float]]], curves: list[list[float]], length: int) -> dict[str, Any]:
+    """The best any rule "stop the worst x1 % at epoch e1, then the worst x2 % at epoch e2" could do on
+    these orders, with the epochs and shares chosen in hindsight (each cut-off is the pool's own quantile
+    at its epoch; one rung or none included): a bound for rank rules in the manner of successive halving,
+    not a pruner anyone could run."""
+    c = np.array(curves)
+    epochs = c.shape[1]
+    shares = (0.0, 0.3, 0.5, 0.7, 0.9)
+    targets = []
+    for order in orders:
+        finals = [x[-1] for x in order[:length]]
+        targets.append((min(finals), epochs * (finals.index(min(finals)) + 1)))
+    best: dict[str, Any] | None = None
+    for e1 in range(1, epochs):
+        for e2 in range(e1 + 1, epochs):
+            for s1 in shares:
+                for s2 in shares:
+                    if s2 and s2 <= s1:
+                        continue  # the second rung stops more of the pool than the first, or nothing
+                    cut1 = float(np.quantile(c[:, e1 - 1], 1 - s1)) if s1 else math.inf
+                    cut2 = float(np.quantile(c[:, e2 - 1], 1 - s2)) if s2 else math.inf
+                    ratios = []
+                    for order, (target, base) in zip(orders, targets):
+                        spent, ratio = 0, math.inf
+                        for x in order:
+                            stop = e1 if x[e1 - 1] > cut1 else e2 if x[e2 - 1] > cut2 else None
+                            spent += stop or epochs
+                            if stop is None and x[-1] <= target + 1e-12:
+                                ratio = spent / base
+                                break
+                        ratios.append(ratio)
+                    med = _quantile(ratios, 0.5)
+                    if best is None or med < best["median_ratio"]:
+                        best = {"rungs": [[e1, s1], [e2, s2]], "median_ratio": med, "at_most_half": sum(r <= 0.5 for r in ratios)}
+    return best or {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import optuna
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", nargs="+", required=True, help="train_pruning.py --out files (one setting)")
+    p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"], help="pruner names or JSON specs")
+    p.add_argument("--length", type=int, default=30, help="networks in the unpruned study")
+    p.add_argument("--replays", type=int, default=30, help="random orders")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    curves, setting = pool_curves(args.results)
+    if args.length > len(curves):
+        raise SystemExit(f"--length {args.length}: the pool has {len(curves)} curves; use a smaller --length")
+    rng = random.Random(args.seed)
+    orders = [rng.sample(curves, len(curves)) for _ in range(args.replays)]
+    out: dict[str, Any] = {"setting": setting, "pool": len(curves), "length": args.length, "replays": args.replays, "seed": args.seed,
+                           "results": args.results, "predictability": predictability(curves), "pruners": {}}
+    print(f"pool: {len(curves)} whole curves, setting {setting}")
+    for row in out["predictability"]:
+        print(f"  epoch {row['epoch']}: Spearman with the final error {row['spearman']:.2f}; of the best {row['best_10pct']} networks, "
+              f"stopping the worst 30/50/70 % here stops {row['stops_of_best_if_worst_30pct_stopped']}/"
+              f"{row['stops_of_best_if_worst_50pct_stopped']}/{row['stops_of_best_if_worst_70pct_stopped']}")
+    bound = hindsight_bound(orders, curves, args.length)
+    out["hindsight_bound"] = bound
+    rungs = ", ".join(f"the worst {sh:.0%} at epoch {e}" for e, sh in bound["rungs"] if sh)
+    print(f"hindsight bound (the best two-rung rank rule, chosen knowing every curve: stop {rungs}): "
+          f"median ratio {bound['median_ratio']:.2f}, <= 0.5 in {bound['at_most_half']}/{len(orders)}")
+    for raw in args.pruner:
+        spec = json.loads(raw) if raw.startswith("{") else raw
+        runs = [replay(o, spec, args.length) for o in orders]
+        ratios = [r["ratio"] if r["ratio"] is not None else math.inf for r in runs]
+        q1, med, q3 = (_quantile(ratios, q) for q in (0.25, 0.5, 0.75))
+        res = {"median_ratio": med, "quartiles": [q1, q3], "at_most_half": sum(r <= 0.5 for r in ratios),
+               "not_reached": sum(math.isinf(r) for r in ratios), "target_stopped": sum(r["target_stopped"] for r in runs),
+               "epochs_per_network": statistics.median(r["epochs_per_network"] for r in runs), "runs": runs}
+        out["pruners"][raw] = res
+        print(f"{raw}: median ratio {med:.2f} (quartiles {q1:.2f}-{q3:.2f}), <= 0.5 in {res['at_most_half']}/{len(runs)}, "
+              f"target network stopped in {res['target_stopped']}/{len(runs)}, not reached {res['not_reached']}/{len(runs)}, "
+              f"epochs per network {res['epochs_per_network']:.1f} of {setting.get('epochs')}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""benchmarks/train_pruning_replay.py: pruners replayed over recorded curves, the sampler taken out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_pruning_replay.py"
+
+
+@pytest.fixture(scope="module")
+def replay_mod():
+    spec = importlib.util.spec_from_file_location("train_pruning_replay", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _curves(n: int, seed: int = 0) -> list[list[float]]:
+    """Curves whose first epoch ranks their final errors perfectly (a problem where stopping pays)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        final = rng.uniform(0.02, 0.5)
+        out.append([min(0.9, final * (1 + 2.0 / e)) for e in range(1, 10)])
+    return out
+
+
+def test_no_pruner_costs_exactly_the_unpruned_study(replay_mod):
+    curves = _curves(40)
+    rng = random.Random(1)
+    for _ in range(3):
+        order = rng.sample(curves, len(curves))
+        r = replay_mod.replay(order, "none", 20)
+        assert r["ratio"] == 1.0 and r["stopped"] == 0 and not r["target_stopped"]
+
+
+def test_the_curve_pruner_saves_where_early_errors_rank_the_final_ones(replay_mod):
+    curves = _curves(60, seed=2)
+    rng = random.Random(3)
+    ratios = [replay_mod.replay(rng.sample(curves, len(curves)), "curve", 40)["ratio"] for _ in range(5)]
+    assert all(r is not None and r <= 1.0 for r in ratios), ratios  # the target network is never stopped here
+    assert sorted(ratios)[2] < 0.8, ratios
+    bound = replay_mod.hindsight_bound([rng.sample(curves, len(curves)) for _ in range(5)], curves, 40)
+    assert bound["median_ratio"] < 0.5
+
+
+def test_results_of_different_settings_are_not_pooled(replay_mod, tmp_path):
+    def write(name: str, subset: int) -> str:
+        p = tmp_path / name
+        p.write_text(json.dumps({"train_subset": subset, "val_size": 1000, "epochs": 9,
+                                 "raw": [{"pruner": "none", "trials": [{"status": "trained", "curve": c} for c in _curves(3)]}]}))
+        return str(p)
+
+    curves, setting = replay_mod.pool_curves([write("a.json", 1500)])
+    assert len(curves) == 3 and setting["epochs"] == 9
+    with pytest.raises(SystemExit, match="differs"):
+        replay_mod.pool_curves([write("b.json", 1500), write("c.json", 6000)])
