@@ -208,15 +208,22 @@ class CurveModel:
         whole = [c for c in curves if c.get(T) is not None and len(c) >= 2]
         if not whole:
             return {}
-        z2: dict[int, list[float]] = {}
-        for c in whole:
-            y = math.log(min(max(c[T], _FLOOR), 1.0))
-            for e in sorted(c):
-                if e >= T:
-                    break
-                pred = self._predict({k: v for k, v in c.items() if k <= e}, T, scaled=False)
-                z2.setdefault(e, []).append(((y - pred.log_mean) / max(pred.log_sd, 1e-9)) ** 2)
-        return {e: max(1.0, math.sqrt((_CALIBRATION_PRIOR + sum(v)) / (_CALIBRATION_PRIOR + len(v)))) for e, v in z2.items()}
+        # every prefix of every whole curve at once: cumulative sums over epochs 1..T-1 of each epoch's terms
+        epochs = np.arange(1, T, dtype=float)
+        M = np.array([[k in c for k in range(1, T)] for c in whole], dtype=float)  # (N, T-1)
+        Y = np.log(np.clip(np.array([[c.get(k, 1.0) for k in range(1, T)] for c in whole], dtype=float), _FLOOR, 1.0))
+        G = np.stack([np.ones_like(epochs), _shape(*self.shape, epochs)], 1)  # (T-1, 2)
+        Si = np.linalg.inv(self.Sigma)
+        P = Si + np.cumsum(M[:, :, None, None] * (G[:, :, None] * G[:, None, :])[None], 1) / self.s2  # (N, T-1, 2, 2)
+        b = Si @ self.mu + np.cumsum((M * Y)[:, :, None] * G[None], 1) / self.s2  # (N, T-1, 2)
+        S = _inv2(P)
+        x = np.array([1.0, float(_shape(*self.shape, np.array([float(T)]))[0])])
+        mean = np.einsum("nkij,nkj,i->nk", S, b, x)
+        sd = np.sqrt(np.einsum("i,nkij,j->nk", x, S, x) + self.s2)
+        final = np.log(np.clip([c[T] for c in whole], _FLOOR, 1.0))
+        z2 = ((final[:, None] - mean) / np.maximum(sd, 1e-9)) ** 2 * M  # a prefix ends at an epoch the curve has
+        counts, sums = M.sum(0), z2.sum(0)
+        return {k + 1: max(1.0, math.sqrt((_CALIBRATION_PRIOR + sums[k]) / (_CALIBRATION_PRIOR + counts[k]))) for k in range(T - 1) if counts[k]}
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, curve: Mapping[int, float], final_epoch: int) -> CurvePrediction:
