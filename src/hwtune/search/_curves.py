@@ -252,9 +252,9 @@ class CurveModel:
             var = self.s2
             m_final = float(np.log(np.clip(pts[-1][1], _FLOOR, 1.0)))
             return CurvePrediction(m_final, math.sqrt(var), final_epoch, last)
-        factor = self.scale.get(last, 1.0) if scaled and self.scale else 1.0
-        if scaled and self.scale and last not in self.scale and last > 0:  # an epoch no whole curve was cut at: the nearest one's
-            factor = self.scale[min(self.scale, key=lambda e: abs(e - last))]
+        factor = 1.0
+        if scaled and self.scale and last > 0:  # an epoch no whole curve was cut at takes the nearest one's
+            factor = self.scale.get(last) or self.scale[min(self.scale, key=lambda e: abs(e - last))]
         return CurvePrediction(float(x @ m), factor * math.sqrt(max(var, 1e-12)), int(final_epoch), last)
 
     def describe(self) -> dict[str, Any]:
