@@ -132,6 +132,44 @@ def epochs_to(trials: list[dict[str, Any]], target: float) -> int | None:
     return None
 
 
+def same_networks(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
+    """How many leading trials of two studies proposed the same params: all of the shorter one's when the
+    pair is *paired* (a random sampler with the same seed: its proposals do not depend on results, so
+    pruning cannot change them), and 0 or a few with a sampler that learns. 0 when params were not stored."""
+    n = 0
+    for x, y in zip(a, b):
+        if not x.get("params") or x.get("params") != y.get("params"):
+            break
+        n += 1
+    return n
+
+
+def race_control(results: list[dict[str, Any]], sampler: str) -> dict[str, Any] | None:
+    """The same measure between *unpruned* studies of different seeds (each against the other's best):
+    what "time to the other study's best" gives when nothing differs but the random stream. Of two
+    exchangeable studies, the one with the worse best never reaches the other's, so about half the
+    pairs are "not reached" and the median ratio is above 1 however good the method: the noise floor of
+    the unpaired design, against which a pruner's ratio must be read."""
+    base = [r for r in results if r["pruner"] == "none" and r.get("sampler", "tpe") == sampler]
+    ratios, eratios = [], []
+    for a in base:
+        errs = [t["error"] for t in a["trials"] if t["error"] is not None]
+        if not errs:
+            continue
+        target = min(errs)
+        ta, ea = time_to(a["trials"], target), epochs_to(a["trials"], target)
+        for b in base:
+            if b is a:
+                continue
+            tb, eb = time_to(b["trials"], target), epochs_to(b["trials"], target)
+            ratios.append(tb / ta if (tb is not None and ta) else float("inf"))
+            eratios.append(eb / ea if (eb is not None and ea) else float("inf"))
+    if not ratios:
+        return None
+    return {"pairs": len(ratios), "reached": sum(r != float("inf") for r in ratios),
+            "median_ratio": statistics.median(ratios), "median_epoch_ratio": statistics.median(eratios)}
+
+
 def summarize(results: list[dict[str, Any]], samplers: list[str], pruners: list[str], seeds: list[int], out: dict[str, Any]) -> dict[str, Any]:
     """Per sampler and pruner: each seed's time (and epochs) to the unpruned study's best, and the medians."""
     out["pruners"] = {}
@@ -158,11 +196,14 @@ def summarize(results: list[dict[str, Any]], samplers: list[str], pruners: list[
                 "unpruned_trials": {st: count(base, st) for st in ("trained", "over_budget", "failed")},
                 "pruned_trials": {st: count(pruned, st) for st in ("trained", "pruned", "over_budget", "failed")},
                 "pruned_at_epochs": sorted(t["epochs"] for t in pruned["trials"] if t["status"] == "pruned"),
+                "same_networks": same_networks(base["trials"], pruned["trials"]),
+                "networks": min(len(base["trials"]), len(pruned["trials"])),
             })
         ratios = [r["ratio"] if r["ratio"] is not None else float("inf") for r in rows]
         eratios = [r["epoch_ratio"] if r["epoch_ratio"] is not None else float("inf") for r in rows]
         out["pruners"][f"{sa}/{pr}"] = {"sampler": sa, "pruner": pr, "rows": rows, "median_ratio": statistics.median(ratios),
                                         "median_epoch_ratio": statistics.median(eratios), "reached": sum(r["ratio"] is not None for r in rows)}
+    out["race_control"] = {sa: race_control(results, sa) for sa in samplers}
     return out
 
 
@@ -172,7 +213,11 @@ def report(out: dict[str, Any]) -> None:
         for r in res["rows"]:
             print(f"  seed {r['seed']}: target {r['target_error']}, unpruned {r['unpruned_s']} s / {r['unpruned_epochs']} epochs, "
                   f"pruned {r['pruned_s']} s / {r['pruned_epochs']} epochs, best {r['unpruned_best']} vs {r['pruned_best']}, "
-                  f"trials {r['unpruned_trials']} vs {r['pruned_trials']}")
+                  f"trials {r['unpruned_trials']} vs {r['pruned_trials']}, the same networks in the first {r.get('same_networks')} of {r.get('networks')}")
+    for sa, c in (out.get("race_control") or {}).items():
+        if c:
+            print(f"{sa}, unpruned against unpruned of another seed (the unpaired design's noise floor): median ratio "
+                  f"{c['median_ratio']:.3g} (epochs {c['median_epoch_ratio']:.3g}), reached {c['reached']}/{c['pairs']}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,23 +4,33 @@
 networks from its unpruned twin, and "time to the unpruned best" mixes the pruner's savings with the
 sampler's luck. This script takes the sampler out: it pools the whole validation-error curves of the
 unpruned studies in ``train_pruning.py`` result files (real MNIST trainings, no new training), draws
-random orders of them (a random sampler's study, the same order for every pruner), and replays each
-pruner over each order in a real in-memory Optuna study (Optuna's pruners through
-``trial.should_prune``, hwtune's ``curve`` and ``cost_median`` through ``should_prune_at``, as the study
-loop calls them).
+random orders of them (a random sampler's study), and replays each pruner over each order in a real
+in-memory Optuna study (Optuna's pruners through ``trial.should_prune``, hwtune's ``curve`` and
+``cost_median`` through ``should_prune_at``, as the study loop calls them).
 
-Per order: the unpruned study is its first ``--length`` networks, its target their best final error,
-its cost the epochs up to that network; the pruned study walks the same order (past ``--length`` if it
-needs) and counts epochs until a network it trained to the end reaches the target. Reported per pruner:
-the median ratio pruned / unpruned epochs, how often the target network itself was stopped, and
-epochs per network. Also reported, for the pool: how well each epoch's error ranks the final errors
-(Spearman), how many of the best 10 % of networks a rule "stop the worst x % at epoch e" would stop,
-and the best median ratio a two-rung rank rule (successive-halving-like) reaches with its epochs and
-shares chosen in hindsight.
+Two designs (``--design``):
+
+- ``paired``: the unpruned study is an order's first ``--length`` networks, its target their best final
+  error, its cost the epochs up to that network; the pruned study walks the *same* order (past
+  ``--length`` if it needs) and counts epochs until a network it trained to the end reaches the target:
+  the pruner alone.
+- ``race``: the pruned study walks an order of its own, with the unpruned study's whole budget, as the
+  two studies of ``train_pruning.py`` do when their sampler learns from results. Pruner ``none`` then
+  measures the design itself: of two exchangeable studies, the one with the worse best never reaches
+  the other's.
+
+Pruner ``oracle`` stops at epoch 1 every network whose final error will miss the target: the cheapest
+any pruner could be. Reported per pruner: the median ratio pruned / unpruned epochs, how often the
+target network itself was stopped (paired), and epochs per network. Also reported, for the pool: how
+well each epoch's error ranks the final errors (Spearman), how many of the best 10 % of networks a rule
+"stop the worst x % at epoch e" would stop, and the best median ratio a two-rung rank rule
+(successive-halving-like) reaches with its epochs and shares chosen in hindsight.
 
     python benchmarks/train_pruning_replay.py --results benchmarks/results/train_pruning_curve_hwtune.json \\
         benchmarks/results/train_pruning_curve_hwtune_tr.json benchmarks/results/train_pruning_curve_tpe_v1.json \\
         --pruner curve hyperband --length 30 --replays 30
+    python benchmarks/train_pruning_replay.py --results benchmarks/results/train_pruning_random_6000.json \\
+        --pruner none oracle curve --design paired race --length 20 --replays 40
 """
 
 from __future__ import annotations
@@ -73,27 +83,42 @@ def predictability(curves: list[list[float]]) -> list[dict[str, Any]]:
     return rows
 
 
-def replay(order: list[list[float]], spec: Any, length: int, budget_factor: float = 4.0) -> dict[str, Any]:
-    """One pruner over one order of curves (see the module docstring)."""
+def replay(order: list[list[float]], spec: Any, length: int, budget_factor: float = 4.0, base_order: list[list[float]] | None = None) -> dict[str, Any]:
+    """One pruner over one order of curves (see the module docstring).
+
+    ``base_order``: the unpruned study's own order (a *race*, as in ``train_pruning.py`` where each study
+    proposes its own networks): its first ``length`` networks set the target and the epochs to it, and
+    the pruned study walks ``order`` with the unpruned study's whole budget (``length`` networks' epochs).
+    Without it the two studies walk the same order (*paired*: the pruner alone), and the pruned one may
+    spend ``budget_factor`` times the epochs to the target. ``spec`` ``"oracle"``: stop at epoch 1 every
+    network whose final error misses the target (it knows the future: the cheapest any pruner could be).
+    """
     import optuna
 
     from hwtune.search._pruners import make_pruner
 
+    base_order = order if base_order is None else base_order
     epochs = len(order[0])
-    finals = [c[-1] for c in order[:length]]
+    finals = [c[-1] for c in base_order[:length]]
     target = min(finals)
     first = finals.index(target)
     base = epochs * (first + 1)
-    pruner = make_pruner(spec, max_epochs=epochs)
+    budget = budget_factor * base if base_order is order else epochs * length
+    oracle = spec == "oracle"
+    pruner = None if oracle else make_pruner(spec, max_epochs=epochs)
     study = optuna.create_study(direction="minimize", pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None)
     hwtune_rule = hasattr(pruner, "should_prune_at")
     spent, stopped, target_stopped, networks = 0, 0, False, 0
     for n, curve in enumerate(order):
+        if spent >= budget:
+            break  # out of budget: like a study's timeout, no new network starts (one running finishes)
         trial = study.ask()
         networks += 1
         stop_at = None
         for e, err in enumerate(curve, start=1):
-            if hwtune_rule:
+            if oracle:
+                stop = curve[-1] > target + 1e-12
+            elif hwtune_rule:
                 stop = pruner.should_prune_at(trial, e, err, 1.0)
             else:
                 trial.report(err, e)
@@ -104,14 +129,12 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
         spent += stop_at or epochs
         if stop_at:
             stopped += 1
-            target_stopped |= n == first
+            target_stopped |= base_order is order and n == first
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         study.tell(trial, curve[-1])
         if curve[-1] <= target + 1e-12:
             return {"ratio": spent / base, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
-        if spent > budget_factor * base:
-            break
     return {"ratio": None, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
 
 
@@ -162,15 +185,26 @@ def hindsight_bound(orders: list[list[list[float]]], curves: list[list[float]], 
     return best or {}
 
 
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median ratio (a target never reached counts as infinite), quartiles and counts over orders."""
+    ratios = [r["ratio"] if r["ratio"] is not None else math.inf for r in runs]
+    return {"median_ratio": _quantile(ratios, 0.5), "quartiles": [_quantile(ratios, 0.25), _quantile(ratios, 0.75)],
+            "at_most_half": sum(r <= 0.5 for r in ratios), "not_reached": sum(math.isinf(r) for r in ratios),
+            "target_stopped": sum(r["target_stopped"] for r in runs),
+            "epochs_per_network": statistics.median(r["epochs_per_network"] for r in runs), "runs": runs}
+
+
 def main(argv: list[str] | None = None) -> None:
     import optuna
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", nargs="+", required=True, help="train_pruning.py --out files (one setting)")
-    p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"], help="pruner names or JSON specs")
+    p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"], help="pruner names or JSON specs; \"oracle\": stops every network that will miss the target at epoch 1 (a bound)")
     p.add_argument("--length", type=int, default=30, help="networks in the unpruned study")
     p.add_argument("--replays", type=int, default=30, help="random orders")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--design", nargs="+", choices=["paired", "race"], default=["paired"],
+                   help="paired: both studies walk one order; race: each its own (pruner 'none' then measures the race itself)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -180,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(args.seed)
     orders = [rng.sample(curves, len(curves)) for _ in range(args.replays)]
     out: dict[str, Any] = {"setting": setting, "pool": len(curves), "length": args.length, "replays": args.replays, "seed": args.seed,
-                           "results": args.results, "predictability": predictability(curves), "pruners": {}}
+                           "results": args.results, "predictability": predictability(curves), "pruners": {}, "race": {}}
     print(f"pool: {len(curves)} whole curves, setting {setting}")
     for row in out["predictability"]:
         print(f"  epoch {row['epoch']}: Spearman with the final error {row['spearman']:.2f}; of the best {row['best_10pct']} networks, "
@@ -191,18 +225,22 @@ def main(argv: list[str] | None = None) -> None:
     rungs = ", ".join(f"the worst {sh:.0%} at epoch {e}" for e, sh in bound["rungs"] if sh)
     print(f"hindsight bound (the best two-rung rank rule, chosen knowing every curve: stop {rungs}): "
           f"median ratio {bound['median_ratio']:.2f}, <= 0.5 in {bound['at_most_half']}/{len(orders)}")
-    for raw in args.pruner:
-        spec = json.loads(raw) if raw.startswith("{") else raw
-        runs = [replay(o, spec, args.length) for o in orders]
-        ratios = [r["ratio"] if r["ratio"] is not None else math.inf for r in runs]
-        q1, med, q3 = (_quantile(ratios, q) for q in (0.25, 0.5, 0.75))
-        res = {"median_ratio": med, "quartiles": [q1, q3], "at_most_half": sum(r <= 0.5 for r in ratios),
-               "not_reached": sum(math.isinf(r) for r in ratios), "target_stopped": sum(r["target_stopped"] for r in runs),
-               "epochs_per_network": statistics.median(r["epochs_per_network"] for r in runs), "runs": runs}
-        out["pruners"][raw] = res
-        print(f"{raw}: median ratio {med:.2f} (quartiles {q1:.2f}-{q3:.2f}), <= 0.5 in {res['at_most_half']}/{len(runs)}, "
-              f"target network stopped in {res['target_stopped']}/{len(runs)}, not reached {res['not_reached']}/{len(runs)}, "
-              f"epochs per network {res['epochs_per_network']:.1f} of {setting.get('epochs')}")
+    race_orders = [rng.sample(curves, len(curves)) for _ in range(args.replays)] if "race" in args.design else []
+    for design in args.design:
+        print(f"-- {design}: " + ("both studies walk the same order (the pruner alone)" if design == "paired" else
+              "each study walks its own order, as the studies of train_pruning.py propose their own networks"))
+        for raw in args.pruner:
+            spec = raw if raw == "oracle" else json.loads(raw) if raw.startswith("{") else raw
+            if design == "paired":
+                runs = [replay(o, spec, args.length) for o in orders]
+            else:
+                runs = [replay(o, spec, args.length, base_order=b) for b, o in zip(orders, race_orders)]
+            res = _summary(runs)
+            out["pruners" if design == "paired" else "race"][raw] = res
+            stopped = f"target network stopped in {res['target_stopped']}/{len(runs)}, " if design == "paired" else ""
+            print(f"{raw}: median ratio {res['median_ratio']:.2f} (quartiles {res['quartiles'][0]:.2f}-{res['quartiles'][1]:.2f}), "
+                  f"<= 0.5 in {res['at_most_half']}/{len(runs)}, {stopped}not reached {res['not_reached']}/{len(runs)}, "
+                  f"epochs per network {res['epochs_per_network']:.1f} of {setting.get('epochs')}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)

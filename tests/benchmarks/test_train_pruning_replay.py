@@ -60,3 +60,21 @@ def test_results_of_different_settings_are_not_pooled(replay_mod, tmp_path):
     assert len(curves) == 3 and setting["epochs"] == 9
     with pytest.raises(SystemExit, match="differs"):
         replay_mod.pool_curves([write("b.json", 1500), write("c.json", 6000)])
+
+
+def test_a_race_between_unpruned_studies_is_not_a_ratio_of_one(replay_mod):
+    """Each study walking its own order (as train_pruning.py's studies do): with no pruner at all the
+    study that walks second misses the other's best about half the time; the oracle, which stops every
+    network that will miss at epoch 1, is far cheaper than no pruner in both designs."""
+    curves = _curves(80, seed=4)
+    rng = random.Random(5)
+    pairs = [(rng.sample(curves, len(curves)), rng.sample(curves, len(curves))) for _ in range(40)]
+    none = [replay_mod.replay(o, "none", 20, base_order=b) for b, o in pairs]
+    missed = sum(r["ratio"] is None for r in none)
+    assert 10 <= missed <= 30, missed
+    assert replay_mod._summary(none)["median_ratio"] > 1.0
+    oracle = [replay_mod.replay(o, "oracle", 20, base_order=b) for b, o in pairs]
+    assert all(r["ratio"] is not None for r in oracle)  # the unpruned study's whole budget buys 9x the networks
+    assert replay_mod._summary(oracle)["median_ratio"] < replay_mod._summary(none)["median_ratio"] / 2
+    paired = [replay_mod.replay(b, "oracle", 20) for b, _ in pairs]
+    assert all(r["ratio"] <= 1.0 and not r["target_stopped"] for r in paired)
