@@ -14,8 +14,16 @@ ratio counted in epochs trained (blind to the machine's speed, which a shared ma
 minute to minute). Goal
 (issue 19): median ratio <= 0.5. Each trial's per-epoch validation errors are kept in the raw results.
 
+Two designs. With ``--sampler random`` the two studies of a seed are *paired*: the random sampler's
+proposals do not depend on results, so both studies walk the same networks and the ratio measures the
+pruner alone (each row says in how many leading trials the params matched). With a sampler that learns
+(TPE, hwtune) they are not, and the target is the unpruned study's own record, which a study that
+differs only in its random stream misses half the time: the script prints that floor, every unpruned
+study against every other's best (``race_control``).
+
     python benchmarks/train_pruning.py --mnist ../shared/data/mnist --seeds 0 1 2 3 4 --minutes 3 --jobs 10
     python benchmarks/train_pruning.py --seeds 0 1 2 3 --pruner hyperband curve --sampler tpe hwtune
+    python benchmarks/train_pruning.py --seeds 0 1 2 3 --pruner curve --sampler random   # paired
 """
 
 from __future__ import annotations
