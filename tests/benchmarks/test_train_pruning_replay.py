@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "train_pruning_replay.py"
+from tests.benchmarks import load_script
 
 
 @pytest.fixture(scope="module")
 def replay_mod():
-    spec = importlib.util.spec_from_file_location("train_pruning_replay", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("train_pruning_replay")
 
 
 def _curves(n: int, seed: int = 0) -> list[list[float]]:
