@@ -152,6 +152,18 @@ def same_networks(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> int:
     return n
 
 
+def to_the_best_of(base: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seconds and epochs each study needed to reach ``base``'s best error, and other / base (None: not
+    reached, or ``base`` trained nothing)."""
+    errs = [t["error"] for t in base if t["error"] is not None]
+    target = min(errs) if errs else None
+    t_base, t_other = (time_to(base, target), time_to(other, target)) if target is not None else (None, None)
+    e_base, e_other = (epochs_to(base, target), epochs_to(other, target)) if target is not None else (None, None)
+    return {"target": target, "base_s": t_base, "other_s": t_other, "base_epochs": e_base, "other_epochs": e_other,
+            "ratio": (t_other / t_base) if (t_other is not None and t_base) else None,
+            "epoch_ratio": (e_other / e_base) if (e_other is not None and e_base) else None}
+
+
 def race_control(results: list[dict[str, Any]], sampler: str) -> dict[str, Any] | None:
     """The same measure between *unpruned* studies of different seeds (each against the other's best):
     what "time to the other study's best" gives when nothing differs but the random stream. Of two
@@ -159,23 +171,14 @@ def race_control(results: list[dict[str, Any]], sampler: str) -> dict[str, Any] 
     pairs are "not reached" and the median ratio is above 1 however good the method: the noise floor of
     the unpaired design, against which a pruner's ratio must be read."""
     base = [r for r in results if r["pruner"] == "none" and r.get("sampler", "tpe") == sampler]
-    ratios, eratios = [], []
-    for a in base:
-        errs = [t["error"] for t in a["trials"] if t["error"] is not None]
-        if not errs:
-            continue
-        target = min(errs)
-        ta, ea = time_to(a["trials"], target), epochs_to(a["trials"], target)
-        for b in base:
-            if b is a:
-                continue
-            tb, eb = time_to(b["trials"], target), epochs_to(b["trials"], target)
-            ratios.append(tb / ta if (tb is not None and ta) else float("inf"))
-            eratios.append(eb / ea if (eb is not None and ea) else float("inf"))
-    if not ratios:
+    races = [to_the_best_of(a["trials"], b["trials"]) for a in base for b in base if b is not a]
+    races = [r for r in races if r["target"] is not None]
+    if not races:
         return None
-    return {"pairs": len(ratios), "reached": sum(r != float("inf") for r in ratios),
-            "median_ratio": statistics.median(ratios), "median_epoch_ratio": statistics.median(eratios)}
+    inf = float("inf")
+    return {"pairs": len(races), "reached": sum(r["ratio"] is not None for r in races),
+            "median_ratio": statistics.median(inf if r["ratio"] is None else r["ratio"] for r in races),
+            "median_epoch_ratio": statistics.median(inf if r["epoch_ratio"] is None else r["epoch_ratio"] for r in races)}
 
 
 def summarize(results: list[dict[str, Any]], samplers: list[str], pruners: list[str], seeds: list[int], out: dict[str, Any]) -> dict[str, Any]:
@@ -186,21 +189,14 @@ def summarize(results: list[dict[str, Any]], samplers: list[str], pruners: list[
         for s in seeds:
             base = next(r for r in results if r["seed"] == s and r["pruner"] == "none" and r.get("sampler", "tpe") == sa)
             pruned = next(r for r in results if r["seed"] == s and r["pruner"] == pr and r.get("sampler", "tpe") == sa)
-            errs = [t["error"] for t in base["trials"] if t["error"] is not None]
-            target = min(errs) if errs else None
-            t_base = time_to(base["trials"], target) if target is not None else None
-            t_pruned = time_to(pruned["trials"], target) if target is not None else None
-            e_base = epochs_to(base["trials"], target) if target is not None else None
-            e_pruned = epochs_to(pruned["trials"], target) if target is not None else None
+            race = to_the_best_of(base["trials"], pruned["trials"])
             perrs = [t["error"] for t in pruned["trials"] if t["error"] is not None]
             count = lambda r, st: sum(t["status"] == st for t in r["trials"])
             rows.append({
-                "seed": s, "target_error": target,
-                "unpruned_s": t_base, "pruned_s": t_pruned,
-                "ratio": (t_pruned / t_base) if (t_pruned is not None and t_base) else None,
-                "unpruned_epochs": e_base, "pruned_epochs": e_pruned,
-                "epoch_ratio": (e_pruned / e_base) if (e_pruned is not None and e_base) else None,
-                "unpruned_best": target, "pruned_best": min(perrs) if perrs else None,
+                "seed": s, "target_error": race["target"],
+                "unpruned_s": race["base_s"], "pruned_s": race["other_s"], "ratio": race["ratio"],
+                "unpruned_epochs": race["base_epochs"], "pruned_epochs": race["other_epochs"], "epoch_ratio": race["epoch_ratio"],
+                "unpruned_best": race["target"], "pruned_best": min(perrs) if perrs else None,
                 "unpruned_trials": {st: count(base, st) for st in ("trained", "over_budget", "failed")},
                 "pruned_trials": {st: count(pruned, st) for st in ("trained", "pruned", "over_budget", "failed")},
                 "pruned_at_epochs": sorted(t["epochs"] for t in pruned["trials"] if t["status"] == "pruned"),
