@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", nargs="+", required=True, help="train_pruning.py --out files (one setting)")
-    p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"], help="pruner names or JSON specs; \"oracle\": stops every network that will miss the target at epoch 1 (a bound)")
+    p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"],
+                   help="pruner names or JSON specs; 'oracle': stops every network that will miss the target at epoch 1 (a bound)")
     p.add_argument("--length", type=int, default=30, help="networks in the unpruned study")
     p.add_argument("--replays", type=int, default=30, help="random orders")
     p.add_argument("--seed", type=int, default=0)
