@@ -20,7 +20,9 @@ Two designs (``--design``):
   the other's.
 
 Pruner ``oracle`` stops at epoch 1 every network whose final error will miss the target: the cheapest
-any pruner could be. Reported per pruner: the median ratio pruned / unpruned epochs, how often the
+any pruner could be. ``oracle:N`` does the same once ``N`` networks have been trained whole, as ``curve``
+waits for ``min_complete`` whole curves before its first decision: the cheapest a pruner with that
+warm-up could be. Reported per pruner: the median ratio pruned / unpruned epochs, how often the
 target network itself was stopped (paired), and epochs per network. Also reported, for the pool: how
 well each epoch's error ranks the final errors (Spearman), how many of the best 10 % of networks a rule
 "stop the worst x % at epoch e" would stop, and the best median ratio a two-rung rank rule
@@ -91,7 +93,8 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     the pruned study walks ``order`` with the unpruned study's whole budget (``length`` networks' epochs).
     Without it the two studies walk the same order (*paired*: the pruner alone), and the pruned one may
     spend ``budget_factor`` times the epochs to the target. ``spec`` ``"oracle"``: stop at epoch 1 every
-    network whose final error misses the target (it knows the future: the cheapest any pruner could be).
+    network whose final error misses the target (it knows the future: the cheapest any pruner could be);
+    ``"oracle:N"``: the same after ``N`` networks trained whole (before, every network trains whole).
     """
     import optuna
 
@@ -104,11 +107,12 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     first = finals.index(target)
     base = epochs * (first + 1)
     budget = budget_factor * base if base_order is order else epochs * length
-    oracle = spec == "oracle"
+    oracle = isinstance(spec, str) and (spec == "oracle" or spec.startswith("oracle:"))
+    warm_up = int(spec.partition(":")[2] or 0) if oracle else 0
     pruner = None if oracle else make_pruner(spec, max_epochs=epochs)
     study = optuna.create_study(direction="minimize", pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None)
     hwtune_rule = hasattr(pruner, "should_prune_at")
-    spent, stopped, target_stopped, networks = 0, 0, False, 0
+    spent, stopped, target_stopped, networks, whole = 0, 0, False, 0, 0
     for n, curve in enumerate(order):
         if spent >= budget:
             break  # out of budget: like a study's timeout, no new network starts (one running finishes)
@@ -117,7 +121,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
         stop_at = None
         for e, err in enumerate(curve, start=1):
             if oracle:
-                stop = curve[-1] > target + 1e-12
+                stop = whole >= warm_up and curve[-1] > target + 1e-12
             elif hwtune_rule:
                 stop = pruner.should_prune_at(trial, e, err, 1.0)
             else:
@@ -133,6 +137,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             continue
         study.tell(trial, curve[-1])
+        whole += 1
         if curve[-1] <= target + 1e-12:
             return {"ratio": spent / base, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
     return {"ratio": None, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
@@ -200,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", nargs="+", required=True, help="train_pruning.py --out files (one setting)")
     p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"],
-                   help="pruner names or JSON specs; 'oracle': stops every network that will miss the target at epoch 1 (a bound)")
+                   help="pruner names or JSON specs; 'oracle': stops every network that will miss the target at epoch 1 (a bound); "
+                        "'oracle:N': the same after N networks trained whole (the bound under curve's min_complete warm-up)")
     p.add_argument("--length", type=int, default=30, help="networks in the unpruned study")
     p.add_argument("--replays", type=int, default=30, help="random orders")
     p.add_argument("--seed", type=int, default=0)
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"-- {design}: " + ("both studies walk the same order (the pruner alone)" if design == "paired" else
               "each study walks its own order, as the studies of train_pruning.py propose their own networks"))
         for raw in args.pruner:
-            spec = raw if raw == "oracle" else json.loads(raw) if raw.startswith("{") else raw
+            spec = raw if raw.startswith("oracle") else json.loads(raw) if raw.startswith("{") else raw
             if design == "paired":
                 runs = [replay(o, spec, args.length) for o in orders]
             else:

@@ -73,3 +73,19 @@ def test_a_race_between_unpruned_studies_is_not_a_ratio_of_one(replay_mod):
     assert replay_mod._summary(oracle)["median_ratio"] < replay_mod._summary(none)["median_ratio"] / 2
     paired = [replay_mod.replay(b, "oracle", 20) for b, _ in pairs]
     assert all(r["ratio"] <= 1.0 and not r["target_stopped"] for r in paired)
+
+
+def test_the_oracle_with_a_warm_up_pays_for_its_whole_curves(replay_mod):
+    """``oracle:N`` trains the first N networks whole and stops every later miss at epoch 1: its cost is
+    exactly that, so it is the floor of a pruner that waits for N whole curves (``curve``'s min_complete)."""
+    curves = _curves(60, seed=6)
+    rng = random.Random(7)
+    for _ in range(10):
+        order = rng.sample(curves, len(curves))
+        finals = [c[-1] for c in order[:20]]
+        first = finals.index(min(finals))
+        for warm_up in (0, 4):
+            r = replay_mod.replay(order, f"oracle:{warm_up}", 20)
+            expected = (9 * min(first, warm_up) + max(0, first - warm_up) + 9) / (9 * (first + 1))
+            assert r["ratio"] == pytest.approx(expected) and not r["target_stopped"]
+        assert replay_mod.replay(order, "oracle", 20)["ratio"] == replay_mod.replay(order, "oracle:0", 20)["ratio"]
