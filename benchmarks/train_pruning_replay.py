@@ -8,7 +8,8 @@ random orders of them (a random sampler's study), and replays each pruner over e
 in-memory Optuna study (Optuna's pruners through ``trial.should_prune``, hwtune's ``curve`` and
 ``cost_median`` through ``should_prune_at``, as the study loop calls them).
 
-Two designs (``--design``):
+Two designs (``--design``), and with ``--recorded`` a third, paired over each unpruned study's own
+recorded order (for random-sampler studies this reproduces the paired real run's epochs exactly):
 
 - ``paired``: the unpruned study is an order's first ``--length`` networks, its target their best final
   error, its cost the epochs up to that network; the pruned study walks the *same* order (past
@@ -22,7 +23,11 @@ Two designs (``--design``):
 Pruner ``oracle`` stops at epoch 1 every network whose final error will miss the target: the cheapest
 any pruner could be. ``oracle:N`` does the same once ``N`` networks have been trained whole, as ``curve``
 waits for ``min_complete`` whole curves before its first decision: the cheapest a pruner with that
-warm-up could be. Reported per pruner: the median ratio pruned / unpruned epochs, how often the
+warm-up could be. ``records:N`` knows each network's final error but not the networks still to come,
+as a real pruner whose reference is the study's best so far: after ``N`` whole networks it stops at
+epoch 1 every network that will not beat the best so far and trains every new record whole (a record
+may be the study's last best, so no causal pruner can stop it): the cheapest any pruner comparing
+with the best so far could be, whatever its model of the curves. Reported per pruner: the median ratio pruned / unpruned epochs, how often the
 target network itself was stopped (paired), and epochs per network. Also reported, for the pool: how
 well each epoch's error ranks the final errors (Spearman), how many of the best 10 % of networks a rule
 "stop the worst x % at epoch e" would stop, and the best median ratio a two-rung rank rule
@@ -67,6 +72,21 @@ def pool_curves(paths: Sequence[str]) -> tuple[list[list[float]], dict[str, Any]
     return curves, setting or {}
 
 
+def recorded_orders(paths: Sequence[str]) -> list[list[list[float]]]:
+    """Each unpruned study's whole curves in the order it trained them (random-sampler studies: the
+    order its pruned twin walked too, so replaying a pruner over it reproduces the paired real run)."""
+    orders = []
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        for study in d["raw"]:
+            if study["pruner"] == "none":
+                order = [t["curve"] for t in study["trials"] if t["status"] == "trained" and len(t.get("curve") or []) == d["epochs"]]
+                if order:
+                    orders.append(order)
+    return orders
+
+
 def predictability(curves: list[list[float]]) -> list[dict[str, Any]]:
     """Per epoch: Spearman correlation of its errors with the final ones, and how many of the best 10 %
     (by final error) a rule stopping the worst 30 / 50 / 70 % at that epoch would stop."""
@@ -95,6 +115,8 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     spend ``budget_factor`` times the epochs to the target. ``spec`` ``"oracle"``: stop at epoch 1 every
     network whose final error misses the target (it knows the future: the cheapest any pruner could be);
     ``"oracle:N"``: the same after ``N`` networks trained whole (before, every network trains whole).
+    ``"records:N"``: after ``N`` whole networks, stop at epoch 1 every network whose final error will not
+    beat the best final error trained so far (perfect prediction, no knowledge of later networks).
     """
     import optuna
 
@@ -107,8 +129,10 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     first = finals.index(target)
     base = epochs * (first + 1)
     budget = budget_factor * base if base_order is order else epochs * length
-    oracle = isinstance(spec, str) and (spec == "oracle" or spec.startswith("oracle:"))
+    records = isinstance(spec, str) and spec.startswith("records")
+    oracle = records or (isinstance(spec, str) and (spec == "oracle" or spec.startswith("oracle:")))
     warm_up = int(spec.partition(":")[2] or 0) if oracle else 0
+    best_so_far = math.inf
     pruner = None if oracle else make_pruner(spec, max_epochs=epochs)
     study = optuna.create_study(direction="minimize", pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None)
     hwtune_rule = hasattr(pruner, "should_prune_at")
@@ -121,7 +145,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
         stop_at = None
         for e, err in enumerate(curve, start=1):
             if oracle:
-                stop = whole >= warm_up and curve[-1] > target + 1e-12
+                stop = whole >= warm_up and curve[-1] > (best_so_far if records else target + 1e-12)
             elif hwtune_rule:
                 stop = pruner.should_prune_at(trial, e, err, 1.0)
             else:
@@ -138,6 +162,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
             continue
         study.tell(trial, curve[-1])
         whole += 1
+        best_so_far = min(best_so_far, curve[-1])
         if curve[-1] <= target + 1e-12:
             return {"ratio": spent / base, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
     return {"ratio": None, "target_stopped": target_stopped, "epochs_per_network": spent / networks, "stopped": stopped, "networks": networks}
@@ -206,12 +231,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--results", nargs="+", required=True, help="train_pruning.py --out files (one setting)")
     p.add_argument("--pruner", nargs="+", default=["curve", "hyperband"],
                    help="pruner names or JSON specs; 'oracle': stops every network that will miss the target at epoch 1 (a bound); "
-                        "'oracle:N': the same after N networks trained whole (the bound under curve's min_complete warm-up)")
+                        "'oracle:N': the same after N networks trained whole (the bound under curve's min_complete warm-up); "
+                        "'records:N': after N whole, stops at epoch 1 every network that will not beat the best so far "
+                        "(perfect prediction, no knowledge of later networks: the bound of a pruner comparing with the best so far)")
     p.add_argument("--length", type=int, default=30, help="networks in the unpruned study")
     p.add_argument("--replays", type=int, default=30, help="random orders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--design", nargs="+", choices=["paired", "race"], default=["paired"],
                    help="paired: both studies walk one order; race: each its own (pruner 'none' then measures the race itself)")
+    p.add_argument("--recorded", action="store_true",
+                   help="also replay (paired) over each unpruned study's own recorded order, its length the study's")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -233,18 +262,24 @@ def main(argv: list[str] | None = None) -> None:
     print(f"hindsight bound (the best two-rung rank rule, chosen knowing every curve: stop {rungs}): "
           f"median ratio {bound['median_ratio']:.2f}, <= 0.5 in {bound['at_most_half']}/{len(orders)}")
     race_orders = [rng.sample(curves, len(curves)) for _ in range(args.replays)] if "race" in args.design else []
-    for design in args.design:
-        print(f"-- {design}: " + ("both studies walk the same order (the pruner alone)" if design == "paired" else
-              "each study walks its own order, as the studies of train_pruning.py propose their own networks"))
+    recorded = recorded_orders(args.results) if args.recorded else []
+    designs = list(args.design) + (["recorded"] if args.recorded else [])
+    titles = {"paired": "both studies walk the same order (the pruner alone)",
+              "race": "each study walks its own order, as the studies of train_pruning.py propose their own networks",
+              "recorded": f"paired, over the {len(recorded)} unpruned studies' own orders of networks"}
+    for design in designs:
+        print(f"-- {design}: {titles[design]}")
         for raw in args.pruner:
-            spec = raw if raw.startswith("oracle") else json.loads(raw) if raw.startswith("{") else raw
+            spec = raw if raw.startswith(("oracle", "records")) else json.loads(raw) if raw.startswith("{") else raw
             if design == "paired":
                 runs = [replay(o, spec, args.length) for o in orders]
+            elif design == "recorded":
+                runs = [replay(o, spec, len(o)) for o in recorded]
             else:
                 runs = [replay(o, spec, args.length, base_order=b) for b, o in zip(orders, race_orders)]
             res = _summary(runs)
-            out["pruners" if design == "paired" else "race"][raw] = res
-            stopped = f"target network stopped in {res['target_stopped']}/{len(runs)}, " if design == "paired" else ""
+            out.setdefault({"paired": "pruners"}.get(design, design), {})[raw] = res
+            stopped = f"target network stopped in {res['target_stopped']}/{len(runs)}, " if design != "race" else ""
             print(f"{raw}: median ratio {res['median_ratio']:.2f} (quartiles {res['quartiles'][0]:.2f}-{res['quartiles'][1]:.2f}), "
                   f"<= 0.5 in {res['at_most_half']}/{len(runs)}, {stopped}not reached {res['not_reached']}/{len(runs)}, "
                   f"epochs per network {res['epochs_per_network']:.1f} of {setting.get('epochs')}")

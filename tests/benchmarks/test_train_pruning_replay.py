@@ -89,3 +89,43 @@ def test_the_oracle_with_a_warm_up_pays_for_its_whole_curves(replay_mod):
             expected = (9 * min(first, warm_up) + max(0, first - warm_up) + 9) / (9 * (first + 1))
             assert r["ratio"] == pytest.approx(expected) and not r["target_stopped"]
         assert replay_mod.replay(order, "oracle", 20)["ratio"] == replay_mod.replay(order, "oracle:0", 20)["ratio"]
+
+
+def test_the_record_oracle_trains_every_record_whole(replay_mod):
+    """``records:N`` stops at epoch 1 every network that will not beat the best so far and trains every
+    new record whole: its cost is counted by hand here, and it is never cheaper than ``oracle:N``, which
+    also knows the networks still to come."""
+    curves = _curves(60, seed=8)
+    rng = random.Random(9)
+    for _ in range(10):
+        order = rng.sample(curves, len(curves))
+        finals = [c[-1] for c in order[:20]]
+        first = finals.index(min(finals))
+        for warm_up in (0, 4):
+            best, spent = float("inf"), 0
+            for n, f in enumerate(finals[: first + 1]):
+                whole = n < warm_up or f < best
+                spent += 9 if whole else 1
+                best = min(best, f) if whole else best
+            r = replay_mod.replay(order, f"records:{warm_up}", 20)
+            assert r["ratio"] == pytest.approx(spent / (9 * (first + 1))) and not r["target_stopped"]
+            assert r["ratio"] >= replay_mod.replay(order, f"oracle:{warm_up}", 20)["ratio"] - 1e-12
+
+
+def test_recorded_orders_keep_each_unpruned_study_in_its_own_order(replay_mod, tmp_path):
+    """``--recorded`` replays each unpruned study's networks in the order it trained them (skipping the
+    rejected and the pruned studies), each order as long as its study."""
+    a, b = _curves(6, seed=10), _curves(4, seed=11)
+    trials_a = [{"status": "trained", "curve": c} for c in a[:3]] + [{"status": "rejected"}] + [{"status": "trained", "curve": c} for c in a[3:]]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"train_subset": 1500, "val_size": 1000, "epochs": 9, "raw": [
+        {"pruner": "none", "trials": trials_a},
+        {"pruner": "curve", "trials": [{"status": "trained", "curve": c} for c in b]},
+        {"pruner": "none", "trials": [{"status": "trained", "curve": c} for c in b]},
+    ]}))
+    assert replay_mod.recorded_orders([str(path)]) == [a, b]
+    out = tmp_path / "out.json"
+    replay_mod.main(["--results", str(path), "--pruner", "none", "records:0", "--length", "4", "--replays", "2", "--recorded", "--out", str(out)])
+    recorded = json.loads(out.read_text())["recorded"]
+    assert [r["ratio"] for r in recorded["none"]["runs"]] == [1.0, 1.0]
+    assert all(r["networks"] <= n for r, n in zip(recorded["records:0"]["runs"], (6, 4)))
