@@ -90,7 +90,7 @@ def run_study(args: dict[str, Any]) -> dict[str, Any]:
         "seed": args["seed"],
         "sampler": args.get("sampler", "tpe"),
         "latency": {"rel_ci": 0.1, "max_time_s": 0.5},
-        "pruner": json.loads(args["pruner"]) if args["pruner"].startswith("{") else args["pruner"],
+        "pruner": _pruner_spec(args["pruner"], args.get("prior_curves") or []),
         "trainer": {"channels_last": False, "amp": False},  # same numerics in both studies, no probes
     }
     study, build, train = study_from_file(parse_study_file({**spec, "storage": "sqlite:///:memory:"}))
@@ -109,6 +109,31 @@ def run_study(args: dict[str, Any]) -> dict[str, Any]:
             "params": {k: v for k, v in t.params.items()},  # what the sampler proposed (for replays that keep the sampler)
         })
     return {"pruner": args["pruner"], "sampler": args.get("sampler", "tpe"), "seed": args["seed"], "trials": trials}
+
+
+def _pruner_spec(raw: str, prior: list[list[float]]) -> Any:
+    """The study file's ``pruner:`` from a ``--pruner`` argument; ``"prior_curves": "prior"`` takes the
+    curves of ``--prior-results``."""
+    spec = json.loads(raw) if raw.startswith("{") else raw
+    if isinstance(spec, dict) and spec.get("prior_curves") == "prior":
+        if not prior:
+            raise SystemExit(f"--pruner {raw}: \"prior\" needs --prior-results")
+        spec = {**spec, "prior_curves": prior}
+    return spec
+
+
+def prior_curves(paths: list[str], setting: dict[str, Any]) -> list[list[float]]:
+    """Whole curves of the unpruned studies of earlier ``--out`` files, which must share ``setting``."""
+    curves: list[list[float]] = []
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        theirs = {k: d.get(k) for k in setting}
+        if theirs != setting:
+            raise SystemExit(f"--prior-results {path}: its setting {theirs} differs from this run's {setting}")
+        curves += [t["curve"] for r in d["raw"] if r["pruner"] == "none" for t in r["trials"]
+                   if t["status"] == "trained" and len(t.get("curve") or []) == d["epochs"]]
+    return curves
 
 
 def _curve(t: Any) -> list[float]:
@@ -239,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--reuse", default=None, help="an earlier --out file: its studies of the same sampler, pruner and seed are reused, "
                    "not run again (the same --limit, --minutes, --train-subset, --val-size and --epochs are required)")
+    p.add_argument("--prior-results", nargs="+", default=[],
+                   help="earlier --out files of the same --train-subset, --val-size and --epochs: their unpruned studies' curves "
+                        "replace \"prior\" in a curve spec, e.g. '{\"name\": \"curve\", \"prior_curves\": \"prior\", \"forecast\": true}'")
     p.add_argument("--summarize", default=None, help="an earlier --out file: recompute its summary from its raw studies, run nothing")
     args = p.parse_args(argv)
     if args.summarize:
@@ -258,10 +286,11 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    prior = prior_curves(args.prior_results, {"train_subset": args.train_subset, "val_size": args.val_size, "epochs": args.epochs})
     limit = args.limit if args.limit is not None else calibrate_limit()
     jobs = [
         {"pruner": pr, "seed": s, "mnist": args.mnist, "train_subset": args.train_subset, "val_size": args.val_size,
-         "epochs": args.epochs, "limit": limit, "minutes": args.minutes, "sampler": sa}
+         "epochs": args.epochs, "limit": limit, "minutes": args.minutes, "sampler": sa, "prior_curves": prior}
         for s in args.seeds for sa in args.sampler for pr in ("none", *args.pruner)  # interleaved: the machine's drift hits every method
     ]
     reused: list[dict[str, Any]] = []
@@ -283,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     out: dict[str, Any] = {"limit_ms": limit, "minutes": args.minutes, "train_subset": args.train_subset,
                            "val_size": args.val_size, "epochs": args.epochs, "goal": "median ratio <= 0.5", "pruners": {},
                            "load_average": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
-                           "reused_from": args.reuse, "reused": [(r.get("sampler", "tpe"), r["pruner"], r["seed"]) for r in reused]}
+                           "prior_results": args.prior_results, "prior_curves": len(prior), "reused_from": args.reuse, "reused": [(r.get("sampler", "tpe"), r["pruner"], r["seed"]) for r in reused]}
     summarize(results, args.sampler, args.pruner, args.seeds, out)
     out["raw"] = results
     report(out)

@@ -120,6 +120,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     """
     import optuna
 
+    from hwtune.search import StudyBudget
     from hwtune.search._pruners import make_pruner
 
     base_order = order if base_order is None else base_order
@@ -136,6 +137,9 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
     pruner = None if oracle else make_pruner(spec, max_epochs=epochs)
     study = optuna.create_study(direction="minimize", pruner=pruner if isinstance(pruner, optuna.pruners.BasePruner) else None)
     hwtune_rule = hasattr(pruner, "should_prune_at")
+    clock = [0.0]  # the study's clock counts epochs: its budget is the unpruned study's, `length` whole networks
+    if hasattr(pruner, "bind"):
+        pruner.bind(study, StudyBudget(deadline=float(epochs * length), clock=lambda: clock[0]))
     spent, stopped, target_stopped, networks, whole = 0, 0, False, 0, 0
     for n, curve in enumerate(order):
         if spent >= budget:
@@ -155,6 +159,7 @@ def replay(order: list[list[float]], spec: Any, length: int, budget_factor: floa
                 stop_at = e
                 break
         spent += stop_at or epochs
+        clock[0] = spent
         if stop_at:
             stopped += 1
             target_stopped |= base_order is order and n == first
@@ -239,18 +244,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--design", nargs="+", choices=["paired", "race"], default=["paired"],
                    help="paired: both studies walk one order; race: each its own (pruner 'none' then measures the race itself)")
+    p.add_argument("--prior-results", nargs="+", default=[],
+                   help="train_pruning.py --out files of earlier studies (not in --results): their unpruned studies' curves "
+                        "replace \"prior\" in a curve spec, e.g. '{\"name\": \"curve\", \"prior_curves\": \"prior\", \"forecast\": true}'")
     p.add_argument("--recorded", action="store_true",
                    help="also replay (paired) over each unpruned study's own recorded order, its length the study's")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     curves, setting = pool_curves(args.results)
+    prior: list[list[float]] = []
+    if args.prior_results:
+        if set(args.prior_results) & set(args.results):
+            raise SystemExit("--prior-results: a file also in --results; the prior must come from other studies")
+        prior, prior_setting = pool_curves(args.prior_results)
+        if prior_setting != setting:
+            raise SystemExit(f"--prior-results: setting {prior_setting} differs from --results' {setting}")
     if args.length > len(curves):
         raise SystemExit(f"--length {args.length}: the pool has {len(curves)} curves; use a smaller --length")
     rng = random.Random(args.seed)
     orders = [rng.sample(curves, len(curves)) for _ in range(args.replays)]
     out: dict[str, Any] = {"setting": setting, "pool": len(curves), "length": args.length, "replays": args.replays, "seed": args.seed,
-                           "results": args.results, "predictability": predictability(curves), "pruners": {}, "race": {}}
+                           "results": args.results, "prior_results": args.prior_results, "predictability": predictability(curves), "pruners": {}, "race": {}}
     print(f"pool: {len(curves)} whole curves, setting {setting}")
     for row in out["predictability"]:
         print(f"  epoch {row['epoch']}: Spearman with the final error {row['spearman']:.2f}; of the best {row['best_10pct']} networks, "
@@ -271,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"-- {design}: {titles[design]}")
         for raw in args.pruner:
             spec = raw if raw.startswith(("oracle", "records")) else json.loads(raw) if raw.startswith("{") else raw
+            if isinstance(spec, dict) and spec.get("prior_curves") == "prior":
+                if not prior:
+                    raise SystemExit(f"--pruner {raw}: \"prior\" needs --prior-results")
+                spec = {**spec, "prior_curves": prior}
             if design == "paired":
                 runs = [replay(o, spec, args.length) for o in orders]
             elif design == "recorded":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -47,3 +48,24 @@ def test_summarize_reports_the_paired_networks_and_the_race_control(bench):
     rows = out["pruners"]["random/curve"]["rows"]
     assert [r["same_networks"] for r in rows] == [3, 3] and [r["ratio"] for r in rows] == [1.0, 1.0]
     assert out["race_control"]["random"]["pairs"] == 2
+
+
+def test_prior_results_feed_the_curve_pruner_and_must_share_the_setting(bench, tmp_path):
+    """``--prior-results``: the unpruned studies' whole curves of earlier runs replace "prior" in a
+    curve spec; a run of another setting is refused, and "prior" without them too."""
+    whole, cut = [0.5] * 9, [0.5] * 3
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"train_subset": 6000, "val_size": 2000, "epochs": 9, "raw": [
+        {"pruner": "none", "trials": [{"status": "trained", "curve": whole}, {"status": "over_budget", "curve": []}]},
+        {"pruner": "curve", "trials": [{"status": "trained", "curve": whole}, {"status": "pruned", "curve": cut}]},
+    ]}))
+    setting = {"train_subset": 6000, "val_size": 2000, "epochs": 9}
+    prior = bench.prior_curves([str(path)], setting)
+    assert prior == [whole]
+    spec = bench._pruner_spec('{"name": "curve", "prior_curves": "prior", "forecast": true}', prior)
+    assert spec == {"name": "curve", "prior_curves": [whole], "forecast": True}
+    assert bench._pruner_spec("curve", prior) == "curve"
+    with pytest.raises(SystemExit, match="needs --prior-results"):
+        bench._pruner_spec('{"name": "curve", "prior_curves": "prior"}', [])
+    with pytest.raises(SystemExit, match="differs"):
+        bench.prior_curves([str(path)], {**setting, "train_subset": 1500})

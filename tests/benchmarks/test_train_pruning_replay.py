@@ -129,3 +129,23 @@ def test_recorded_orders_keep_each_unpruned_study_in_its_own_order(replay_mod, t
     recorded = json.loads(out.read_text())["recorded"]
     assert [r["ratio"] for r in recorded["none"]["runs"]] == [1.0, 1.0]
     assert all(r["networks"] <= n for r, n in zip(recorded["records:0"]["runs"], (6, 4)))
+
+
+def test_a_prior_and_the_forecast_reach_the_records_floor(replay_mod, tmp_path):
+    """With curves of earlier studies and the study's budget (in epochs: the unpruned study's), the curve
+    pruner decides from the first network and stops records the rest of the study will beat: it spends
+    less than the plain rule, less even than any pruner that trains every record whole after 4 networks
+    (``records:4``), on curves whose first epoch ranks the final errors."""
+    curves, prior = _curves(80, seed=12), _curves(40, seed=13)
+    rng = random.Random(14)
+    orders = [rng.sample(curves, len(curves)) for _ in range(9)]
+    spec = {"name": "curve", "prior_curves": prior, "forecast": True}
+    median = {name: replay_mod._summary([replay_mod.replay(o, s, 30) for o in orders])["median_ratio"]
+              for name, s in (("curve", "curve"), ("records:4", "records:4"), ("forecast", spec))}
+    assert median["forecast"] < median["records:4"] <= median["curve"], median
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"train_subset": 1500, "val_size": 1000, "epochs": 9, "raw": [{"pruner": "none", "trials": [{"status": "trained", "curve": c} for c in curves[:5]]}]}))
+    with pytest.raises(SystemExit, match="other studies"):
+        replay_mod.main(["--results", str(path), "--prior-results", str(path), "--length", "3", "--replays", "1"])
+    with pytest.raises(SystemExit, match="needs --prior-results"):
+        replay_mod.main(["--results", str(path), "--pruner", '{"name": "curve", "prior_curves": "prior"}', "--length", "3", "--replays", "1"])

@@ -4,6 +4,7 @@ No PyTorch, no study, no hardware: a sampler sees params, stored measurements an
 model (:mod:`hwtune.costmodel`). The bench harness that runs whole searches is :mod:`hwtune.bench`.
 """
 
+from hwtune.search._curve_forecast import StudyBudget
 from hwtune.search._curves import CurveModel, CurvePrediction, fit_curves
 from hwtune.search._pruners import (
     COST_ATTR,
@@ -25,6 +26,7 @@ __all__ = [
     "make_pruner",
     "CostAwarePruner",
     "CurvePruner",
+    "StudyBudget",
     "CurveModel",
     "CurvePrediction",
     "fit_curves",

@@ -16,13 +16,18 @@ median                 ``MedianPruner``                  n_startup_trials (5), n
 successive_halving     ``SuccessiveHalvingPruner``       min_resource (auto), reduction_factor (4), min_early_stopping_rate (0), bootstrap_count (0)
 hyperband              ``HyperbandPruner``               min_resource (1), max_resource (the fixed ``epochs``, else auto), reduction_factor (3), bootstrap_count (0)
 cost_median            :class:`CostAwarePruner`          cost_ratio (2), percentile (50), min_peers (3), n_warmup_steps (0), interval_steps (1)
-curve                  :class:`CurvePruner`              threshold (0.05), min_complete (4), max_stop_ratio (4), cost_ratio (2), n_warmup_steps (0), interval_steps (1), max_resource (the fixed ``epochs``)
+curve                  :class:`CurvePruner`              threshold (0.05), min_complete (4), max_stop_ratio (4), cost_ratio (2), n_warmup_steps (0), interval_steps (1), max_resource (the fixed ``epochs``), prior_studies ([]), prior_curves ([]), forecast (false)
 =====================  ================================  ============================================
 
 ``curve`` predicts each trial's final error from its learning curve with the study's pooled curve
 model (:mod:`hwtune.search._curves`, the one hwtune's sampler reads stopped trials with) and stops it
 when the probability that it beats its reference is below ``threshold`` (rule in
-:class:`CurvePruner`); it works on single-objective and Pareto studies.
+:class:`CurvePruner`); it works on single-objective and Pareto studies. A second study of a task can
+start from the first's curves and stop the records the rest of its budget will likely beat:
+
+```yaml
+pruner: {name: curve, prior_studies: [mnist-cnn-1], forecast: true}
+```
 
 Optuna's pruners work on single-objective studies only (Optuna refuses ``Trial.report`` in a
 multi-objective study). For Pareto studies hwtune has :class:`CostAwarePruner`, whose rule is:
@@ -66,6 +71,7 @@ from hwtune.vocabulary import (
     METRICS_ATTR,
     STATUS_ATTR,
 )
+from hwtune.search._curve_forecast import StudyBudget, final_best_probability, load_prior_curves, parse_prior_curves
 
 __all__ = ["PRUNERS", "make_pruner", "record_epoch", "CostAwarePruner", "CurvePruner", "CURVE_ATTR", "COST_ATTR"]
 
@@ -210,6 +216,15 @@ class CurvePruner(BasePruner):
     saves nothing). A stopped trial keeps
     the prediction in ``hwtune:curve_prediction``; the sampler predicts it the same way.
 
+    What a second study of a task can add (:mod:`hwtune.search._curve_forecast`): ``prior_studies``
+    (earlier studies of the same task and training setting, in the same storage) or ``prior_curves``
+    join the curve model and count as whole curves for ``min_complete`` and ``max_stop_ratio``, so the
+    rule decides from the first network on. ``forecast``: in a single-objective study, a trial stops
+    when it is unlikely to beat the best so far *and* every network the rest of the study's budget will
+    try (forecast from the budget the loop runs with, :meth:`bind`, and the distribution of final errors
+    of the study and its prior); before the first whole network of the study, when nothing is yet to
+    beat, only the networks to come count. The budget is unknown outside the loop: then it is the plain rule.
+
     Like :class:`CostAwarePruner`, Optuna never asks it (:meth:`prune` answers ``False``): the study
     loop calls :meth:`should_prune_at` after each epoch with the trial's hardware cost.
 
@@ -222,6 +237,10 @@ class CurvePruner(BasePruner):
         interval_steps: decide every this many epochs after the warm-up.
         max_resource: the last epoch (default: the study's fixed ``epochs``, else each trial's ``epochs``
             param, else the longest curve).
+        prior_studies: names of earlier studies of the same task in the study's storage (read when the
+            loop starts, :meth:`bind`).
+        prior_curves: learning curves given directly, each a list of validation errors from epoch 1.
+        forecast: stop records the rest of the study's budget will likely beat (single-objective studies).
     """
 
     def __init__(
@@ -233,6 +252,9 @@ class CurvePruner(BasePruner):
         n_warmup_steps: int = 0,
         interval_steps: int = 1,
         max_resource: int | None = None,
+        prior_studies: Sequence[str] = (),
+        prior_curves: Sequence[Any] = (),
+        forecast: bool = False,
         *,
         n_objectives: int = 1,
         field: str = "pruner",
@@ -248,12 +270,36 @@ class CurvePruner(BasePruner):
         self.interval_steps = _num(f"{field}.interval_steps", interval_steps, low=1, integer=True)
         self.max_resource = None if max_resource is None else _num(f"{field}.max_resource", max_resource, low=1, integer=True)
         self.n_objectives = n_objectives
+        if isinstance(prior_studies, str) or not isinstance(prior_studies, Sequence) or not all(isinstance(n, str) and n for n in prior_studies):
+            raise ConfigError(f"{field}.prior_studies", f"expected a list of study names, got {prior_studies!r}.", "write e.g. prior_studies: [mnist-cnn-1].")
+        self.prior_studies = list(prior_studies)
+        self.prior_curves = parse_prior_curves(f"{field}.prior_curves", prior_curves)
+        if not isinstance(forecast, bool):
+            raise ConfigError(f"{field}.forecast", f"expected true or false, got {forecast!r}.", "write forecast: true.")
+        self.forecast = forecast
+        self.budget: StudyBudget | None = None
+        """The study's budget, set by :meth:`bind` (the study loop); ``None``: unknown, no forecast."""
+        self._field = field
+        self._loaded: list[dict[int, float]] = []
         self.last_decision: dict[str, Any] = {}
         """What the last call saw: prediction, reference, probability (for tests and reports)."""
         self._goals: dict[Any, tuple[str, float | None]] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return False
+
+    def bind(self, study: optuna.Study, budget: StudyBudget | None = None) -> None:
+        """Called by the study loop as a run starts: read ``prior_studies`` from the study's storage
+        (a wrong name fails here, before any trial) and keep the run's budget for ``forecast``."""
+        if self.prior_studies:
+            self._loaded = load_prior_curves(study._storage, self.prior_studies, f"{self._field}.prior_studies")
+        if budget is not None:
+            self.budget = budget.start(study.get_trials(deepcopy=False))
+
+    @property
+    def priors(self) -> list[dict[int, float]]:
+        """Every prior curve: the ones given and the ones read from ``prior_studies``."""
+        return self.prior_curves + self._loaded
 
     # -- what the study wants -----------------------------------------------------------------
     def goal(self, config: Mapping[str, Any] | None) -> tuple[str, float | None]:
@@ -322,10 +368,12 @@ class CurvePruner(BasePruner):
         if epoch >= horizon or kind == "none":
             return False
         complete = [t for t in trials if t.number != number and _trained(t) and curves.get(t.number) and max(curves[t.number]) >= horizon]
-        if len(complete) < self.min_complete:
+        priors = self.priors
+        prior_whole = [c for c in priors if max(c) >= horizon]
+        if len(complete) + len(prior_whole) < self.min_complete:
             return False
         stopped = sum(1 for t in trials if t.number != number and t.state == TrialState.PRUNED and t.user_attrs.get(STATUS_ATTR, "pruned") == "pruned")
-        if stopped >= self.max_stop_ratio * len(complete):
+        if stopped >= self.max_stop_ratio * (len(complete) + len(prior_whole)):
             self.last_decision = {"epoch": epoch, "stopped": stopped, "complete": len(complete)}
             return False
         if kind == "bound":
@@ -336,13 +384,26 @@ class CurvePruner(BasePruner):
             ]
             finals = [_final_error(t, curves[t.number], horizon) for t in peers]
             reference = min((e for e in finals if e is not None), default=None)
-        if reference is None:
+        remaining = self.budget.remaining_networks(trials, number) if self.forecast and kind == "best" and self.budget is not None else None
+        if reference is None and not remaining:
             return False
-        model = fit_curves(list(curves.values()), horizon)
+        model = fit_curves(list(curves.values()) + priors, horizon)
         pred = model.predict(curve, horizon)
-        p = pred.prob_below(reference)
+        p = pred.prob_below(reference if reference is not None else math.inf)
         self.last_decision = {**pred.to_dict(), "epoch": epoch, "reference": reference, "p_better": p, "goal": kind, "model": model.describe()}
+        if remaining:
+            p = final_best_probability(pred, reference if reference is not None else math.inf, self._finals(curves, number, priors, model, horizon), remaining)
+            self.last_decision.update(p_final_best=p, remaining_networks=remaining)
         return p < self.threshold
+
+    @staticmethod
+    def _finals(curves: Mapping[int, Mapping[int, float]], number: int, priors: Sequence[Mapping[int, float]], model: Any, horizon: int) -> list[float]:
+        """Final errors of the study's and the prior's networks: measured for whole curves, the model's
+        median for stopped ones (whole curves alone would leave out the bad networks stopped early)."""
+        out = []
+        for c in [c for n, c in curves.items() if n != number and c] + list(priors):
+            out.append(float(c[max(c)]) if max(c) >= horizon else model.predict(c, horizon).error)
+        return out
 
     def should_prune_at(self, trial: optuna.Trial, epoch: int, error: float, cost: float | Sequence[float]) -> bool:
         """Record ``error`` at ``epoch`` (and the cost) on ``trial``, then apply the rule.
@@ -374,7 +435,8 @@ class CurvePruner(BasePruner):
 
     def __repr__(self) -> str:
         return (f"CurvePruner(threshold={self.threshold:g}, min_complete={self.min_complete}, max_stop_ratio={self.max_stop_ratio:g}, cost_ratio={self.cost_ratio:g}, "
-                f"n_warmup_steps={self.n_warmup_steps}, interval_steps={self.interval_steps}, max_resource={self.max_resource})")
+                f"n_warmup_steps={self.n_warmup_steps}, interval_steps={self.interval_steps}, max_resource={self.max_resource}, "
+                f"prior_studies={self.prior_studies}, prior_curves={len(self.prior_curves)}, forecast={self.forecast})")
 
 
 def _trained(t: FrozenTrial) -> bool:
@@ -437,7 +499,8 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "successive_halving": ("min_resource", "reduction_factor", "min_early_stopping_rate", "bootstrap_count"),
     "hyperband": ("min_resource", "max_resource", "reduction_factor", "bootstrap_count"),
     "cost_median": ("cost_ratio", "percentile", "min_peers", "n_warmup_steps", "interval_steps"),
-    "curve": ("threshold", "min_complete", "max_stop_ratio", "cost_ratio", "n_warmup_steps", "interval_steps", "max_resource"),
+    "curve": ("threshold", "min_complete", "max_stop_ratio", "cost_ratio", "n_warmup_steps", "interval_steps", "max_resource",
+              "prior_studies", "prior_curves", "forecast"),
 }
 
 PRUNERS: dict[str, Callable[[Mapping[str, Any], str, int | None], BasePruner]] = {

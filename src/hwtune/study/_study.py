@@ -36,7 +36,7 @@ from hwtune.hardware import (
     Measurement,
     parse_device,
 )
-from hwtune.search import make_sampler
+from hwtune.search import StudyBudget, make_sampler
 from hwtune.space import (
     Constraint,
     Objective,
@@ -552,6 +552,9 @@ class Study:
         if self._budget_reached(n_trials, n_trained):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
+        if hasattr(self.pruner, "bind"):  # the curve pruner: prior studies read now (a wrong name fails before any trial), the budget for its forecast
+            with storage_errors_as_config_errors(self.storage_url):
+                self.pruner.bind(study, StudyBudget(n_trials=n_trials, n_trained=n_trained, deadline=deadline))
 
         def stop_when_done(st: optuna.Study, t: FrozenTrial) -> None:
             if self._budget_reached(n_trials, n_trained) or (deadline is not None and time.monotonic() >= deadline):
