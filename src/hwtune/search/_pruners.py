@@ -58,6 +58,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from hwtune.exceptions import ConfigError
+from hwtune.search._curve_forecast import StudyBudget, final_best_probability, load_prior_curves, parse_prior_curves
 from hwtune.search._curves import (
     CURVE_PREDICTION_ATTR,
     fit_curves,
@@ -71,7 +72,6 @@ from hwtune.vocabulary import (
     METRICS_ATTR,
     STATUS_ATTR,
 )
-from hwtune.search._curve_forecast import StudyBudget, final_best_probability, load_prior_curves, parse_prior_curves
 
 __all__ = ["PRUNERS", "make_pruner", "record_epoch", "CostAwarePruner", "CurvePruner", "CURVE_ATTR", "COST_ATTR"]
 
@@ -398,12 +398,11 @@ class CurvePruner(BasePruner):
 
     @staticmethod
     def _finals(curves: Mapping[int, Mapping[int, float]], number: int, priors: Sequence[Mapping[int, float]], model: Any, horizon: int) -> list[float]:
-        """Final errors of the study's and the prior's networks: measured for whole curves, the model's
-        median for stopped ones (whole curves alone would leave out the bad networks stopped early)."""
-        out = []
-        for c in [c for n, c in curves.items() if n != number and c] + list(priors):
-            out.append(float(c[max(c)]) if max(c) >= horizon else model.predict(c, horizon).error)
-        return out
+        """Final errors of the study's and the prior's networks at ``horizon``: measured where a curve
+        has that epoch, else the model's median (whole curves alone would leave out the bad networks
+        stopped early)."""
+        return [float(c[horizon]) if horizon in c else model.predict({e: v for e, v in c.items() if e < horizon}, horizon).error
+                for c in [c for n, c in curves.items() if n != number and c] + list(priors)]
 
     def should_prune_at(self, trial: optuna.Trial, epoch: int, error: float, cost: float | Sequence[float]) -> bool:
         """Record ``error`` at ``epoch`` (and the cost) on ``trial``, then apply the rule.
