@@ -157,11 +157,13 @@ def test_prior_studies_are_read_from_the_storage_when_the_loop_starts(tmp_path):
     first.optimize(lambda p: p, _trainer(curves), measure=_meter, n_trials=6)
     assert len(load_prior_curves(storage, ["first"], "pruner.prior_studies")) == 6
 
-    wrong = _study("second", storage, make_pruner({"name": "curve", "prior_studies": ["frist"], "forecast": True}, max_epochs=E), curves)
-    with pytest.raises(ConfigError) as e:
-        wrong.optimize(lambda p: p, _trainer(curves), measure=_meter, n_trials=4)
-    assert e.value.field == "pruner.prior_studies[0]" and "first" in e.value.fix
-    assert not optuna.load_study(study_name="second", storage=storage).trials  # nothing run, nothing lost
+    measured: list[Any] = []
+    for names, words in ((["first", "frist"], "studies here: first."), (["second"], "is this study")):
+        wrong = _study("second", storage, make_pruner({"name": "curve", "prior_studies": names, "forecast": True}, max_epochs=E), curves)
+        with pytest.raises(ConfigError) as e:
+            wrong.optimize(lambda p: p, _trainer(curves), measure=lambda m, p: measured.append(p) or _meter(m, p), n_trials=4)
+        assert e.value.field == f"pruner.prior_studies[{len(names) - 1}]" and words in str(e.value)
+    assert measured == [] and optuna.get_all_study_names(storage) == ["first"]  # refused before anything was measured or written
 
     second = _study("second", storage, make_pruner({"name": "curve", "prior_studies": ["first"], "forecast": True}, max_epochs=E), curves)
     for lr in (0.2, 0.9, 0.1):

@@ -115,20 +115,24 @@ def parse_prior_curves(field_name: str, raw: Any) -> list[dict[int, float]]:
     return out
 
 
-def load_prior_curves(storage: Any, names: Sequence[str], field_name: str) -> list[dict[int, float]]:
-    """The learning curves of every trained or stopped trial of the studies ``names`` in ``storage``.
+def load_prior_curves(storage: Any, names: Sequence[str], field_name: str, own: str | None = None) -> list[dict[int, float]]:
+    """The learning curves of every trained or stopped trial of the studies ``names`` in ``storage``
+    (``own``: the study that reads them, which cannot be its own prior).
 
     Raises:
-        ConfigError: a name that is not a study of the storage (the message lists those that are).
+        ConfigError: the study's own name, or a name that is not a study of the storage (the message
+            lists those that are).
     """
     import optuna
 
     curves: list[dict[int, float]] = []
     for i, name in enumerate(names):
+        if name == own:
+            raise ConfigError(f"{field_name}[{i}]", f"{name!r} is this study: its own curves are read anyway.", "name an earlier study of the same task.")
         try:
             prior = optuna.load_study(study_name=str(name), storage=storage)
         except KeyError:
-            known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)) or "none"
+            known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False) if s.study_name != own) or "none"
             raise ConfigError(f"{field_name}[{i}]", f"no study {name!r} in this storage.", f"name an earlier study of the same task; studies here: {known}.") from None
         curves += [c for t in prior.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if (c := trial_curve(t))]
     return curves

@@ -288,11 +288,16 @@ class CurvePruner(BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return False
 
+    def read_priors(self, storage: Any, own: str | None = None) -> None:
+        """Read ``prior_studies`` from ``storage`` (the study loop does before it measures anything,
+        so that a wrong name fails first); ``own``: the study's name, refused as a prior."""
+        if self.prior_studies:
+            self._loaded = load_prior_curves(storage, self.prior_studies, f"{self._field}.prior_studies", own)
+
     def bind(self, study: optuna.Study, budget: StudyBudget | None = None) -> None:
         """Called by the study loop as a run starts: read ``prior_studies`` from the study's storage
-        (a wrong name fails here, before any trial) and keep the run's budget for ``forecast``."""
-        if self.prior_studies:
-            self._loaded = load_prior_curves(study._storage, self.prior_studies, f"{self._field}.prior_studies")
+        again (they may have grown) and keep the run's budget for ``forecast``."""
+        self.read_priors(study._storage, study.study_name)
         if budget is not None:
             self.budget = budget.start(study.get_trials(deepcopy=False))
 

@@ -480,6 +480,10 @@ class Study:
         if timeout is not None and not (timeout > 0):
             raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
         check_workers(self.storage_url, n_workers)  # before anything is measured or written
+        if getattr(self.pruner, "prior_studies", None):  # the curve pruner's earlier studies: a wrong name fails here too
+            with storage_errors_as_config_errors(self.storage_url):
+                storage = self._optuna._storage if self.storage_url is None and self._optuna is not None else open_storage(self.storage_url)
+                self.pruner.read_priors(storage, self.name)
         self._build_model = build_model
         own_meter = measure is None
         measure = with_reference_speed(self, measure or self.default_measure())  # latencies at the stored speed
