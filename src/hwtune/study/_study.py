@@ -430,7 +430,16 @@ class Study:
     def calibrate(self, build_model: BuildModel, measure: Measure | None = None) -> Any:
         """Resolve relative limits (``latency_ms <= q40``) now: the stored ones, else measured on random
         architectures (``study._calibrate``). Returns the ``Calibration`` (``describe()``), or None without any."""
+        self._read_pruner_priors()  # a wrong prior study fails before the calibration measures anything
         return calibrate_limits(self, build_model, with_reference_speed(self, measure or self.default_measure()))
+
+    def _read_pruner_priors(self) -> None:
+        """The curve pruner's ``prior_studies``, read before anything is measured or written, so that a
+        wrong name fails first (the loop reads them again as each run starts)."""
+        if getattr(self.pruner, "prior_studies", None):
+            with storage_errors_as_config_errors(self.storage_url):
+                storage = self._optuna._storage if self.storage_url is None and self._optuna is not None else open_storage(self.storage_url)
+                self.pruner.read_priors(storage, self.name)
 
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
@@ -480,10 +489,7 @@ class Study:
         if timeout is not None and not (timeout > 0):
             raise ConfigError("budget.timeout", f"must be a positive number of seconds, got {timeout!r}.")
         check_workers(self.storage_url, n_workers)  # before anything is measured or written
-        if getattr(self.pruner, "prior_studies", None):  # the curve pruner's earlier studies: a wrong name fails here too
-            with storage_errors_as_config_errors(self.storage_url):
-                storage = self._optuna._storage if self.storage_url is None and self._optuna is not None else open_storage(self.storage_url)
-                self.pruner.read_priors(storage, self.name)
+        self._read_pruner_priors()
         self._build_model = build_model
         own_meter = measure is None
         measure = with_reference_speed(self, measure or self.default_measure())  # latencies at the stored speed
