@@ -14,6 +14,7 @@ from hwtune.hardware import HardwareReport, Measurement
 from hwtune.search import CURVE_ATTR, CurvePruner, StudyBudget, make_pruner
 from hwtune.search._curve_forecast import final_best_probability, load_prior_curves, parse_prior_curves
 from hwtune.search._curves import CurvePrediction
+from tests.search.test_pruners import _reporting_trainer
 
 E = 9
 
@@ -135,16 +136,6 @@ def _study(name: str, storage: str, pruner: Any, curves: dict[float, list[float]
     return Study(name, space, objectives="minimize: error", storage=storage, sampler="random", pruner=pruner)
 
 
-def _trainer(curves: dict[float, list[float]]) -> Any:
-    def train(model: Any, params: dict[str, Any], ctx: Any) -> dict[str, float]:
-        errs = curves[params["lr"]]
-        for epoch, v in enumerate(errs, 1):
-            ctx.report(epoch, v)
-        return {"error": errs[-1]}
-
-    return train
-
-
 def test_prior_studies_are_read_from_the_storage_when_the_loop_starts(tmp_path):
     """A second study names the first in ``prior_studies``: the loop reads its curves before any trial
     and the first network on course for chance is stopped; a wrong name fails before anything is run."""
@@ -154,21 +145,21 @@ def test_prior_studies_are_read_from_the_storage_when_the_loop_starts(tmp_path):
     first = _study("first", storage, make_pruner("none"), curves)
     for lr in (0.1, 0.2, 0.3, 0.4, 0.5, 0.9):
         first.optuna_study.enqueue_trial({"width": 1, "lr": lr})
-    first.optimize(lambda p: p, _trainer(curves), measure=_meter, n_trials=6)
+    first.optimize(lambda p: p, _reporting_trainer(curves), measure=_meter, n_trials=6)
     assert len(load_prior_curves(storage, ["first"], "pruner.prior_studies")) == 6
 
     measured: list[Any] = []
     for names, words in ((["first", "frist"], "studies here: first."), (["second"], "is this study")):
         wrong = _study("second", storage, make_pruner({"name": "curve", "prior_studies": names, "forecast": True}, max_epochs=E), curves)
         with pytest.raises(ConfigError) as e:
-            wrong.optimize(lambda p: p, _trainer(curves), measure=lambda m, p: measured.append(p) or _meter(m, p), n_trials=4)
+            wrong.optimize(lambda p: p, _reporting_trainer(curves), measure=lambda m, p: measured.append(p) or _meter(m, p), n_trials=4)
         assert e.value.field == f"pruner.prior_studies[{len(names) - 1}]" and words in str(e.value)
     assert measured == [] and optuna.get_all_study_names(storage) == ["first"]  # refused before anything was measured or written
 
     second = _study("second", storage, make_pruner({"name": "curve", "prior_studies": ["first"], "forecast": True}, max_epochs=E), curves)
     for lr in (0.2, 0.9, 0.1):
         second.optuna_study.enqueue_trial({"width": 1, "lr": lr})
-    summary = second.optimize(lambda p: p, _trainer(curves), measure=_meter, n_trials=10)
+    summary = second.optimize(lambda p: p, _reporting_trainer(curves), measure=_meter, n_trials=10)
     assert [r.status for r in summary.records[:3]] == ["trained", "pruned", "trained"]
     assert second.optuna_study.trials[1].user_attrs["hwtune:pruned_at_epoch"] == 1  # with 4 min_complete and no prior it would train whole
     assert second.pruner.budget is not None and second.pruner.budget.n_trials == 10
