@@ -128,12 +128,12 @@ def _meter(model: Any, params: dict[str, Any]) -> HardwareReport:
     return HardwareReport({"latency_ms": Measurement("latency_ms", 2.0, "ms", "measured:test-double", 2.0, 2.0, 10)})
 
 
-def _study(name: str, storage: str, pruner: Any, curves: dict[float, list[float]]) -> Any:
+def _study(name: str, storage: str, pruner: Any, curves: dict[float, list[float]], sampler: str = "random") -> Any:
     from hwtune.study import Study
 
     space = {"width": {"type": "categorical", "choices": [1], "role": "architecture"},
              "lr": {"type": "categorical", "choices": sorted(curves)}, "epochs": E}
-    return Study(name, space, objectives="minimize: error", storage=storage, sampler="random", pruner=pruner)
+    return Study(name, space, objectives="minimize: error", storage=storage, sampler=sampler, pruner=pruner)
 
 
 def test_prior_studies_are_read_from_the_storage_when_the_loop_starts(tmp_path):
@@ -163,3 +163,17 @@ def test_prior_studies_are_read_from_the_storage_when_the_loop_starts(tmp_path):
     assert [r.status for r in summary.records[:3]] == ["trained", "pruned", "trained"]
     assert second.optuna_study.trials[1].user_attrs["hwtune:pruned_at_epoch"] == 1  # with 4 min_complete and no prior it would train whole
     assert second.pruner.budget is not None and second.pruner.budget.n_trials == 10
+
+    # hwtune's sampler reads the same prior curves: the stopped network is observed at its predicted
+    # final error from the start (no whole curve of its own study yet), as the pruner predicted it
+    from hwtune.search._observations import read_observations
+
+    third = _study("third", storage, make_pruner({"name": "curve", "prior_studies": ["first"], "forecast": True}, max_epochs=E), curves, "hwtune")
+    for lr in (0.2, 0.9):
+        third.optuna_study.enqueue_trial({"width": 1, "lr": lr})
+    third.optimize(lambda p: p, _reporting_trainer(curves), measure=_meter, n_trials=3)
+    sampler = third.optuna_study.sampler
+    assert len(sampler._prior_curves) == 6 and third.optuna_study.trials[1].user_attrs["hwtune:pruned_at_epoch"] == 1
+    _, stopped, _ = read_observations(third.optuna_study.trials, third.space, False, prior_curves=sampler._prior_curves)
+    assert stopped.stored_status == "pruned" and stopped.predicted is not None and stopped.values["error"] > 0.1  # the best prior final: 0.04
+    assert read_observations(third.optuna_study.trials, third.space, False)[1].status == "pruned"  # its own curves alone: too few

@@ -228,6 +228,53 @@ def test_stopped_trials_are_observed_with_their_predicted_final_error():
     assert [o.status for o in read_observations(trials, space, plain=False, curves=False)][-2:] == ["pruned", "pruned"]
 
 
+def test_prior_curves_let_a_stopped_trial_be_predicted_before_the_study_has_whole_curves():
+    """With the pruner's prior curves (earlier studies of the task), the sampler predicts a stopped trial
+    from the study's first one, with the model fitted on both; without them it stays out, as before."""
+    from hwtune.space import SearchSpace
+
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}, "epochs": E})
+    trials = _study_trials(0)  # two stopped trials, nothing trained whole yet
+    prior = [{i + 1: v for i, v in enumerate(c)} for c in REAL]
+    assert [o.status for o in read_observations(trials, space, plain=False)] == ["pruned", "pruned"]
+    obs = read_observations(trials, space, plain=False, prior_curves=prior)
+    assert [o.stored_status for o in obs] == ["pruned", "pruned"] and all(o.status == "trained" for o in obs)
+    model = fit_curves([trial_curve(t) for t in trials] + prior)
+    for o, t in zip(obs, trials):
+        assert o.values["error"] == pytest.approx(model.predict(trial_curve(t), E).error)
+    hopeless, promising = obs
+    assert hopeless.values["error"] > 0.3 > 0.15 > promising.values["error"]
+    # prior curves that never reach the study's last epoch are not whole curves: nothing predicted
+    short = [{e: v for e, v in c.items() if e <= 3} for c in prior]
+    assert [o.status for o in read_observations(trials, space, plain=False, prior_curves=short)] == ["pruned", "pruned"]
+
+
+def test_the_start_up_spreads_away_from_stopped_trials_it_cannot_predict_yet():
+    """Stopped trials the curve model cannot predict yet still count as tried: the start-up's greedy
+    maximin keeps away from them, so it cannot propose the same corner again and again (a digits
+    study with an aggressive pruner proposed 14 networks in a row at chance after epoch 1)."""
+    from hwtune.search._pool import ProposalState
+    from hwtune.search._proposer import Proposer
+    from hwtune.search._targets import resolve_targets
+    from hwtune.space import SearchSpace, parse_objectives
+
+    space = SearchSpace.from_dict({"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}, "epochs": E})
+    targets = resolve_targets(parse_objectives({"minimize": "error"}), [], ["minimize"], [])
+    trials = [_trial(0, "trained", [0.5, 0.3], 0.3), _trial(1, "trained", [0.4, 0.2], 0.5)]
+    trials += [_trial(2 + i, "pruned", [0.9], lr) for i, lr in enumerate((0.001, 0.0012, 0.0015))]  # the far corner, stopped
+    obs = read_observations(trials, space, False)
+    proposer = Proposer(ProposalState(n_startup=8), space, targets, obs, None, np.random.default_rng(0))
+    assert len(proposer.stopped) == 3 and len(proposer.trained) == 2
+    (prop,) = proposer.propose(1)
+    assert proposer.info[0]["startup"]
+    # far from every tried network in log(lr): between the stopped corner and the trained ones
+    tried = np.log([0.3, 0.5, 0.001, 0.0012, 0.0015])
+    assert np.min(np.abs(tried - np.log(prop["lr"]))) > 0.5
+    blind = Proposer(ProposalState(n_startup=8), space, targets, [o for o in obs if o.status != "pruned"], None, np.random.default_rng(0))
+    (corner,) = blind.propose(1)
+    assert corner["lr"] < 0.002  # what the start-up proposed when stopped trials were invisible to it
+
+
 def test_stopped_trials_feed_the_samplers_quality_model():
     """The proposer's error GP is fitted on trained trials and on stopped ones at their predicted error."""
     from hwtune.search._pool import ProposalState

@@ -67,7 +67,7 @@ def _startup_choice(error_prior: object) -> list[int]:
     me = SimpleNamespace(
         targets=SimpleNamespace(objectives=[SimpleNamespace(hardware=False)], quality_constraints=[], hardware_constraints=[limit]),
         state=SimpleNamespace(n_startup=4, error_prior=error_prior, explore_every=0, n_mc=8),
-        trained=[], pending=[], hw_names=("w",), rng=np.random.default_rng(0),
+        trained=[], pending=[], stopped=[], hw_names=("w",), rng=np.random.default_rng(0),
         inputs=SimpleNamespace(_prior_scale=lambda: ([1.0],), all_categorical=True),
     )
     me._large_within_budget = lambda hw: Proposer._large_within_budget(me, hw)  # type: ignore[arg-type]

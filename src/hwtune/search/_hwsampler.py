@@ -174,6 +174,7 @@ class HwSampler(BaseSampler):
         self._costs: DeviceCostModels | None = None
         self._bound = False
         self._own_costs: tuple[int, DeviceCostModels | None] | None = None
+        self._prior_curves: list[dict[int, float]] = []
         self._config_space: tuple[str, SearchSpace] | None = None
         self.last_info: list[dict[str, Any]] = []
         """What the last round saw of each proposal: P(within budget), predicted costs
@@ -190,6 +191,13 @@ class HwSampler(BaseSampler):
         """Screen with the study's cost model (the one its loop skips with); ``None``: the study has
         none (``cost_model: none``), so nothing is screened."""
         self._costs, self._bound = costs, True
+
+    def use_prior_curves(self, curves: Sequence[Mapping[int, float]]) -> None:
+        """Learning curves of earlier studies of the task (``{epoch: validation error}``; the ``curve``
+        pruner's ``prior_studies``, handed over by the study loop): fitted with the study's own curves
+        to predict the final error of a stopped trial, so the pruner and the sampler read one model
+        from the study's first stopped network on."""
+        self._prior_curves = [dict(c) for c in curves if c]
 
     # -- Optuna's sampler interface ------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -296,7 +304,7 @@ class HwSampler(BaseSampler):
         if space is None or len(space) == 0:
             return [{} for _ in range(q)]
         targets = self._targets(study, trials)
-        obs = read_observations(trials, space, targets.plain, exclude_number)
+        obs = read_observations(trials, space, targets.plain, exclude_number, prior_curves=self._prior_curves)
         self._warn_if_no_metrics(targets, trials, obs)
         self.state.calibration = selection_calibration(trials, [c.constraint for c in targets.hardware_constraints if c.constraint is not None])
         proposer = Proposer(self.state, space, targets, obs, self._cost_models(space, targets), rng)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from hwtune.search._curves import CurvePrediction, fit_curves, horizon_of, trial_curve
 from hwtune.space import SearchSpace
@@ -22,8 +22,9 @@ from hwtune.vocabulary import PENDING_STATUSES, complete_quality, read_trial
 __all__ = ["Observation", "read_observations", "MIN_CURVES"]
 
 MIN_CURVES = 3
-"""Whole curves (trials trained to their last epoch) the curve model needs before a stopped trial is
-observed with its predicted final error; before that, stopped trials are left out as they always were."""
+"""Whole curves (trials trained to their last epoch, the study's own or its prior's) the curve model needs
+before a stopped trial is observed with its predicted final error; before that, a stopped trial is
+observed as ``pruned`` (not trained: the start-up still spreads away from it, :mod:`._proposer`)."""
 
 
 @dataclass
@@ -55,11 +56,19 @@ class Observation:
 
 
 def read_observations(
-    trials: Sequence[Any], space: SearchSpace | None, plain: bool, exclude_number: int | None = None, *, curves: bool = True
+    trials: Sequence[Any],
+    space: SearchSpace | None,
+    plain: bool,
+    exclude_number: int | None = None,
+    *,
+    curves: bool = True,
+    prior_curves: Sequence[Mapping[int, float]] = (),
 ) -> list[Observation]:
     """Observations of ``trials`` (Optuna ``FrozenTrial`` s), leaving out ``exclude_number`` (the
     trial being proposed for); with ``curves``, stopped trials are observed with their predicted
-    final error (module docstring; not on a plain Optuna study, whose values are the user's own)."""
+    final error (module docstring; not on a plain Optuna study, whose values are the user's own).
+    ``prior_curves``: learning curves of earlier studies of the task (the ``curve`` pruner's
+    ``prior_studies``), fitted with the study's own, so a stopped trial is predicted from the start."""
     out = []
     stored = []
     for t in trials:
@@ -76,11 +85,11 @@ def read_observations(
         out.append(Observation(s.number, params, s.status, values))
         stored.append(t)
     if curves and not plain:
-        _predict_stopped(out, stored)
+        _predict_stopped(out, stored, [c for c in prior_curves if c])
     return out
 
 
-def _predict_stopped(obs: list[Observation], trials: list[Any]) -> None:
+def _predict_stopped(obs: list[Observation], trials: list[Any], priors: Sequence[Mapping[int, float]]) -> None:
     """Stopped trials with a curve get the curve model's predicted final error (in place)."""
     stopped = [i for i, o in enumerate(obs) if o.status == "pruned" and o.params]
     if not stopped:
@@ -88,18 +97,20 @@ def _predict_stopped(obs: list[Observation], trials: list[Any]) -> None:
     all_curves = {o.number: trial_curve(t) for o, t in zip(obs, trials) if o.status in ("trained", "pruned", "running")}
     if not any(all_curves.get(obs[i].number) for i in stopped):
         return
-    lengths = [max(c) for c in all_curves.values() if c]
+    longest = max([max(c) for c in all_curves.values() if c] + [max(c) for c in priors])
     complete = [
         o for o in obs if o.status == "trained" and all_curves.get(o.number)
-        and max(all_curves[o.number]) >= (horizon_of(o.params, (), max(lengths)) or 0)
+        and max(all_curves[o.number]) >= (horizon_of(o.params, (), longest) or 0)
     ]
-    if len(complete) < MIN_CURVES:
+    horizon = max(horizon_of(obs[i].params, (), longest) or longest for i in stopped)
+    prior_whole = sum(1 for c in priors if max(c) >= horizon)
+    if len(complete) + prior_whole < MIN_CURVES:
         return
-    model = fit_curves([c for c in all_curves.values() if c])
+    model = fit_curves([c for c in all_curves.values() if c] + list(priors), horizon)
     for i in stopped:
         o = obs[i]
         c = all_curves.get(o.number)
-        final = horizon_of(o.params, (), max(lengths))
+        final = horizon_of(o.params, (), longest)
         if not c or final is None:
             continue
         pred = model.predict(c, final)

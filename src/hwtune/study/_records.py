@@ -1,4 +1,5 @@
-"""A typed view of one stored trial, with its measurements as :class:`Measurement` objects.
+"""A typed view of one stored trial, with its measurements as :class:`Measurement` objects, and of a study
+(:class:`StudySummary`: counts by status, the best feasible trials and the checks of the study).
 
 The attribute keys and statuses are the trial vocabulary (:mod:`hwtune.vocabulary`); reading a stored
 trial is :func:`hwtune.vocabulary.read_trial`, which this view wraps.
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwtune.hardware import Measurement
+from hwtune.space import Constraint, Objective, SearchSpace
 from hwtune.vocabulary import Status, read_trial, trial_status
 
-__all__ = ["TrialRecord", "trial_status"]
+__all__ = ["StudySummary", "TrialRecord", "trial_status"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,25 @@ class TrialRecord:
             failure=s.failure,
             duration_s=s.duration_s,
         )
+
+
+@dataclass
+class StudySummary:
+    """Counts by status and the best feasible trial(s)."""
+
+    name: str
+    storage: str
+    counts: dict[str, int]
+    best: list[TrialRecord]
+    objectives: list[Objective]
+    constraints: list[Constraint]
+    records: list[TrialRecord] = field(repr=False, default_factory=list)
+    space: SearchSpace | None = field(repr=False, default=None)
+    models: Any = field(repr=False, default=None)
+    """``ModelsSummary`` (``study._keep``): the kept models, where they are, why a trial has none."""
+    machine_speed: dict[str, Any] | None = field(repr=False, default=None)
+    """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
+    compression_check: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
+    """Networks measured before training vs again after it, compressed or kept (``study._compression_check``)."""
+    closing_check: dict[str, Any] | None = field(repr=False, default=None)
+    """The closing retest against the first measurements (``study._closing.closing_agreement``)."""

@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -37,13 +37,7 @@ from hwtune.hardware import (
     parse_device,
 )
 from hwtune.search import StudyBudget, make_sampler
-from hwtune.space import (
-    Constraint,
-    Objective,
-    SearchSpace,
-    parse_constraints,
-    parse_objectives,
-)
+from hwtune.space import SearchSpace, parse_constraints, parse_objectives
 from hwtune.space._metrics import METRICS
 from hwtune.study._calibrate import (
     apply_stored_calibration,
@@ -63,7 +57,8 @@ from hwtune.study._objective import (
     TrialContext,
     make_objective,
 )
-from hwtune.study._records import TrialRecord
+from hwtune.study._pruner_priors import bind_pruner, read_pruner_priors
+from hwtune.study._records import StudySummary, TrialRecord
 from hwtune.study._reference_speed import (
     adopt_stored_reference,
     machine_speed,
@@ -103,28 +98,6 @@ def _api_default_roles(space: Any) -> dict[str, str]:
 
 class _BudgetReached(Exception):
     """Raised instead of starting a trial the budget has no room for (ends the loop, never recorded)."""
-
-
-@dataclass
-class StudySummary:
-    """Counts by status and the best feasible trial(s)."""
-
-    name: str
-    storage: str
-    counts: dict[str, int]
-    best: list[TrialRecord]
-    objectives: list[Objective]
-    constraints: list[Constraint]
-    records: list[TrialRecord] = field(repr=False, default_factory=list)
-    space: SearchSpace | None = field(repr=False, default=None)
-    models: Any = field(repr=False, default=None)
-    """``ModelsSummary`` (``study._keep``): the kept models, where they are, why a trial has none."""
-    machine_speed: dict[str, Any] | None = field(repr=False, default=None)
-    """How the machine's speed moved over the study (``study._reference_speed.machine_speed``)."""
-    compression_check: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)
-    """Networks measured before training vs again after it, compressed or kept (``study._compression_check``)."""
-    closing_check: dict[str, Any] | None = field(repr=False, default=None)
-    """The closing retest against the first measurements (``study._closing.closing_agreement``)."""
 
 
 @dataclass(frozen=True)
@@ -434,12 +407,8 @@ class Study:
         return calibrate_limits(self, build_model, with_reference_speed(self, measure or self.default_measure()))
 
     def _read_pruner_priors(self) -> None:
-        """The curve pruner's ``prior_studies``, read before anything is measured or written, so that a
-        wrong name fails first (the loop reads them again as each run starts)."""
-        if getattr(self.pruner, "prior_studies", None):
-            with storage_errors_as_config_errors(self.storage_url):
-                storage = self._optuna._storage if self.storage_url is None and self._optuna is not None else open_storage(self.storage_url)
-                self.pruner.read_priors(storage, self.name)
+        """The curve pruner's ``prior_studies``, read before anything is measured or written."""
+        read_pruner_priors(self.pruner, self.storage_url, self._optuna, self.name)
 
     # -- the loop --------------------------------------------------------------------------------
     def _objective(self, build_model: BuildModel, train_and_evaluate: TrainAndEvaluate, measure: Measure) -> Callable[[optuna.Trial], Any]:
@@ -562,9 +531,7 @@ class Study:
         if self._budget_reached(n_trials, n_trained):
             return
         deadline = None if timeout is None else time.monotonic() + timeout
-        if hasattr(self.pruner, "bind"):  # the curve pruner: prior studies read now (a wrong name fails before any trial), the budget for its forecast
-            with storage_errors_as_config_errors(self.storage_url):
-                self.pruner.bind(study, StudyBudget(n_trials=n_trials, n_trained=n_trained, deadline=deadline))
+        bind_pruner(self.pruner, study, StudyBudget(n_trials=n_trials, n_trained=n_trained, deadline=deadline), self.storage_url)
 
         def stop_when_done(st: optuna.Study, t: FrozenTrial) -> None:
             if self._budget_reached(n_trials, n_trained) or (deadline is not None and time.monotonic() >= deadline):
