@@ -43,6 +43,22 @@ def test_the_chance_of_ending_best_falls_with_the_networks_to_come():
     assert final_best_probability(pred, 0.05, [0.5] * 10, 20) == pytest.approx(final_best_probability(pred, 0.05, [], 0))
 
 
+def test_the_prior_weighs_as_a_few_networks_once_the_study_has_its_own():
+    """A prior far better than what the study proposes (its sampler had found a better region) must
+    not stop every modest record for good: the study's own finals take over the forecast of the
+    networks to come (the README's digits study as a prior: the second study trained 5 networks and
+    stopped 29, best 13.65 % against the prior's 1.95 %, when the prior counted as the whole study)."""
+    pred = CurvePrediction(log_mean=math.log(0.15), log_sd=0.6, final_epoch=8, last_epoch=2)
+    prior = [0.061, 0.9, 0.877, 0.9, 0.554, 0.047, 0.031, 0.031, 0.111, 0.019, 0.708, 0.028, 0.201, 0.095, 0.838, 0.039, 0.9, 0.056, 0.075, 0.064]
+    own = [0.136, 0.278, 0.344, 0.201, 0.138, 0.157, 0.186] * 4  # the study's finals: none beat its record
+    alone = final_best_probability(pred, 0.136, [], 15, prior)
+    assert alone == pytest.approx(final_best_probability(pred, 0.136, prior, 15)) and alone < 0.005
+    p = [final_best_probability(pred, 0.136, own[:k], 15, prior) for k in (1, 4, 12, 28)]
+    assert p == sorted(p) and p[-1] > 0.05  # past the threshold: the record-breaker is trained again
+    assert final_best_probability(pred, 0.136, own[:4], 15, prior, prior_weight=4.0) == pytest.approx(p[1])  # the default: 4 networks
+    assert final_best_probability(pred, 0.136, own[:4], 15, prior, prior_weight=1e9) == pytest.approx(alone, abs=1e-6)
+
+
 def test_the_budget_forecasts_the_networks_still_to_come():
     done = [_trial(0, _curve_of(0.05)), _trial(1, {1: 0.9}, TrialState.PRUNED), _trial(2, _curve_of(0.06))]
     rejected = create_trial(state=TrialState.PRUNED, user_attrs={"hwtune:status": "over_budget"})

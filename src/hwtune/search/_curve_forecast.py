@@ -32,25 +32,44 @@ from optuna.trial import FrozenTrial, TrialState
 from hwtune.exceptions import ConfigError
 from hwtune.search._curves import CurvePrediction, trial_curve
 
-__all__ = ["StudyBudget", "final_best_probability", "load_prior_curves", "parse_prior_curves"]
+__all__ = ["PRIOR_FINALS_WEIGHT", "StudyBudget", "final_best_probability", "load_prior_curves", "parse_prior_curves"]
 
 _Z = np.array([NormalDist().inv_cdf((i + 0.5) / 64) for i in range(64)])
 """64 equal-probability points of a standard normal: the predictive distribution on a grid."""
 
 
-def final_best_probability(pred: CurvePrediction, best: float, finals: Sequence[float], remaining: float) -> float:
+PRIOR_FINALS_WEIGHT = 4.0
+"""How many of the study's own networks the prior's final errors count as, in the forecast of the
+networks to come: the prior tells what a network of the task can reach, the study's own networks what
+*its* sampler proposes now. Counted as the whole study, a prior from a study that had found a better
+region than the new one has yet says every network to come beats the new study's modest records, and
+the forecast stops them all (docs/benchmarks.md, "Where the forecast fails")."""
+
+
+def final_best_probability(
+    pred: CurvePrediction, best: float, finals: Sequence[float], remaining: float,
+    prior_finals: Sequence[float] = (), prior_weight: float | None = None,
+) -> float:
     """P(the trial's final error beats ``best`` and each of ``remaining`` networks still to come).
 
-    The trial's final error is ``pred`` (log-normal); each network to come draws its final error from
-    ``finals`` (the empirical distribution of the study's and the prior's final errors), independently.
+    The trial's final error is ``pred`` (log-normal); each network to come draws its final error,
+    independently, from a mixture of ``finals`` (the study's own networks' final errors) and
+    ``prior_finals`` (the prior's), the prior weighing as ``prior_weight`` networks of the study
+    (default :data:`PRIOR_FINALS_WEIGHT`).
     With ``remaining`` 0 this is ``pred.prob_below(best)`` up to the grid.
     """
     x = np.exp(pred.log_mean + pred.log_sd * _Z)
     beats = x < best
-    if remaining <= 0 or not len(finals):
+    weight = PRIOR_FINALS_WEIGHT if prior_weight is None else float(prior_weight)
+    w_own, w_prior = float(len(finals)), (weight if len(prior_finals) else 0.0)
+    if remaining <= 0 or w_own + w_prior <= 0:
         return float(np.mean(beats))
-    dist = np.sort(np.asarray(finals, dtype=float))
-    below = np.searchsorted(dist, x, side="left") / len(dist)  # share of networks that would beat x
+    below = np.zeros_like(x)  # share of networks to come that would beat x
+    for values, w in ((finals, w_own), (prior_finals, w_prior)):
+        if w > 0:
+            dist = np.sort(np.asarray(values, dtype=float))
+            below += w * np.searchsorted(dist, x, side="left") / len(dist)
+    below /= w_own + w_prior
     return float(np.mean(beats * (1.0 - below) ** float(remaining)))
 
 

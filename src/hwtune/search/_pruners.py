@@ -397,17 +397,16 @@ class CurvePruner(BasePruner):
         p = pred.prob_below(reference if reference is not None else math.inf)
         self.last_decision = {**pred.to_dict(), "epoch": epoch, "reference": reference, "p_better": p, "goal": kind, "model": model.describe()}
         if remaining:
-            p = final_best_probability(pred, reference if reference is not None else math.inf, self._finals(curves, number, priors, model, horizon), remaining)
+            own = self._finals([c for n, c in curves.items() if n != number and c], model, horizon)
+            p = final_best_probability(pred, reference if reference is not None else math.inf, own, remaining, self._finals(priors, model, horizon))
             self.last_decision.update(p_final_best=p, remaining_networks=remaining)
         return p < self.threshold
 
     @staticmethod
-    def _finals(curves: Mapping[int, Mapping[int, float]], number: int, priors: Sequence[Mapping[int, float]], model: Any, horizon: int) -> list[float]:
-        """Final errors of the study's and the prior's networks at ``horizon``: measured where a curve
-        has that epoch, else the model's median (whole curves alone would leave out the bad networks
-        stopped early)."""
-        return [float(c[horizon]) if horizon in c else model.predict({e: v for e, v in c.items() if e < horizon}, horizon).error
-                for c in [c for n, c in curves.items() if n != number and c] + list(priors)]
+    def _finals(curves: Sequence[Mapping[int, float]], model: Any, horizon: int) -> list[float]:
+        """Final errors of ``curves`` at ``horizon``: measured where a curve has that epoch, else the
+        model's median (whole curves alone would leave out the bad networks stopped early)."""
+        return [float(c[horizon]) if horizon in c else model.predict({e: v for e, v in c.items() if e < horizon}, horizon).error for c in curves if c]
 
     def should_prune_at(self, trial: optuna.Trial, epoch: int, error: float, cost: float | Sequence[float]) -> bool:
         """Record ``error`` at ``epoch`` (and the cost) on ``trial``, then apply the rule.
