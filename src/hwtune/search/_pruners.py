@@ -397,7 +397,7 @@ class CurvePruner(BasePruner):
         p = pred.prob_below(reference if reference is not None else math.inf)
         self.last_decision = {**pred.to_dict(), "epoch": epoch, "reference": reference, "p_better": p, "goal": kind, "model": model.describe()}
         if remaining:
-            own = self._finals([c for n, c in curves.items() if n != number and c], model, horizon)
+            own = self._finals([c for n, c in curves.items() if n != number], model, horizon)
             p = final_best_probability(pred, reference if reference is not None else math.inf, own, remaining, self._finals(priors, model, horizon))
             self.last_decision.update(p_final_best=p, remaining_networks=remaining)
         return p < self.threshold
